@@ -1,0 +1,122 @@
+"""The ``sfc`` command line (console script ``sfc = "sfc.cli:main"``).
+
+Subcommands:
+
+* ``sfc davis-eval --davis-root ROOT --results DIR [--split val] [--sequences a,b] [--workers N]``:
+  evaluate a folder of DAVIS-2017 semi-supervised results like the official ``davis2017-evaluation``,
+  write ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the results folder
+  and print both tables.
+
+New subcommands register a parser in :func:`build_parser` and set ``func`` to a handler taking the
+parsed namespace and returning an exit code. Expected user errors (bad dataset, missing files) exit
+with code 2 and a one-line message on stderr; this is the only module that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from sfc.data.davis import DavisFormatError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE_ERROR = 2
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _cmd_davis_eval(args: argparse.Namespace) -> int:
+    # Imported here so `sfc --help` stays fast and other subcommands do not pay for pandas/tqdm.
+    from sfc.davis_eval import evaluate_results, write_result_tables
+    from sfc.metrics.davis import global_table
+
+    sequences = None
+    if args.sequences:
+        sequences = [s.strip() for s in args.sequences.split(",") if s.strip()]
+    global_dict, per_object = evaluate_results(
+        args.davis_root,
+        args.results,
+        split=args.split,
+        sequences=sequences,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    global_path, per_seq_path = write_result_tables(args.results, global_dict, per_object, args.split)
+    _out(f"--------------------------- Global results for {args.split} ---------------------------")
+    _out(global_table(global_dict).to_string(index=False))
+    _out(f"\n---------- Per sequence results for {args.split} ----------")
+    _out(per_object.to_string(index=False))
+    _out(f"\nGlobal results saved in {global_path}")
+    _out(f"Per-sequence results saved in {per_seq_path}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``sfc`` argument parser with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(prog="sfc", description="SFC (ECCV 2022) reproduction tools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "davis-eval",
+        help="J&F evaluation of DAVIS-2017 semi-supervised results (official davis2017-evaluation numbers)",
+        description=(
+            "Evaluate <results>/<seq>/<frame>.png palette PNGs against <davis-root>/Annotations/480p, "
+            "write global_results-<split>.csv and per-sequence_results-<split>.csv into the results "
+            "folder and print them."
+        ),
+    )
+    p.add_argument("--davis-root", required=True, help="DAVIS root (JPEGImages/, Annotations/, ImageSets/)")
+    p.add_argument("--results", required=True, help="folder holding one sub-folder of PNGs per sequence")
+    p.add_argument("--split", default="val", help="split name, ImageSets/2017/<split>.txt (default: val)")
+    p.add_argument(
+        "--sequences", default=None, help="comma-separated subset of sequences (default: whole split)"
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=None, help="worker processes (default: CPU count)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_davis_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sfc`` console script.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Process exit code: 0 on success, 2 on usage errors, bad datasets or missing files.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+    try:
+        return int(args.func(args))
+    except (DavisFormatError, FileNotFoundError, NotADirectoryError) as exc:
+        sys.stderr.write(f"sfc {args.command}: error: {exc}\n")
+        return EXIT_USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Backbones, dense feature extraction and checkpoint loading for SFC.
+
+``build_backbone`` / ``load_backbone`` give stride-8 ResNet-18/50 encoders (layer3 stride 1, layer4
+removed) and ``extract_features`` / ``iter_features`` turn uint8 RGB frames into L2-normalised feature
+maps with the official test-time preprocessing. Plain PyTorch: no Kedro or MLflow imports.
+"""
+
+from sfc.models.backbones import (
+    FEATURE_DIMS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LAYER4_DIMS,
+    STRIDE,
+    ResNetBackbone,
+    build_backbone,
+    extract_features,
+    feature_size,
+    iter_features,
+    scaled_size,
+    set_padding_mode,
+)
+from sfc.models.checkpoints import (
+    LAYOUT_SPECS,
+    LAYOUTS,
+    NATIVE_FORMAT,
+    CheckpointError,
+    CheckpointInfo,
+    CheckpointNotFoundError,
+    LayoutSpec,
+    detect_layout,
+    file_sha256,
+    load_backbone,
+    make_native_checkpoint,
+    read_checkpoint,
+)
+
+__all__ = [
+    "FEATURE_DIMS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LAYER4_DIMS",
+    "LAYOUTS",
+    "LAYOUT_SPECS",
+    "NATIVE_FORMAT",
+    "STRIDE",
+    "CheckpointError",
+    "CheckpointInfo",
+    "CheckpointNotFoundError",
+    "LayoutSpec",
+    "ResNetBackbone",
+    "build_backbone",
+    "detect_layout",
+    "extract_features",
+    "feature_size",
+    "file_sha256",
+    "iter_features",
+    "load_backbone",
+    "make_native_checkpoint",
+    "read_checkpoint",
+    "scaled_size",
+    "set_padding_mode",
+]

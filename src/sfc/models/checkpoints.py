@@ -1,0 +1,477 @@
+"""One strict loader for every backbone checkpoint layout SFC uses, with explicit layout detection.
+
+Layouts (``LAYOUT_SPECS``; key names as written by the official training code of each method and read
+by SFC's ``models/encoder.py``; ``<bb>`` = torchvision ResNet keys such as ``conv1.weight``,
+``layer1.0.bn1.running_mean``):
+
+* ``torchvision``: the state dict is the top level (or under ``['state_dict']`` / ``['model']``),
+  backbone keys ``<bb>`` without prefix; ``layer4.*`` and ``fc.*`` ignored.
+* ``sfc_fc`` (official SFC ``train.py``: ``{'model', 'optimizer', 'epoch', 'args'}``): under ``['model']``,
+  backbone keys ``online_encoder.<bb>``; ``target_encoder.*``, ``online_projector.*``,
+  ``target_projector.*`` and ``predictor.*`` ignored.
+* ``sfc_native`` (our FC trainer, :func:`make_native_checkpoint`): exactly the ``sfc_fc`` keys under
+  ``['model']``, plus extra top-level metadata (``format``, ``arch``, ``step`` ...). Any top-level key
+  outside the official four makes an ``online_encoder.`` checkpoint ``sfc_native``; a saved ``arch`` is
+  checked against the requested one.
+* ``moco`` (MoCo v1/v2): under ``['state_dict']``, backbone keys ``module.encoder_q.<bb>``;
+  ``module.encoder_k.*``, ``module.queue``, ``module.queue_ptr`` and the ``fc`` head (v1 ``fc.weight``,
+  v2 ``fc.0.*`` / ``fc.2.*``) ignored.
+* ``simsiam``: under ``['state_dict']``, backbone keys ``module.encoder.<bb>``; the projector
+  ``module.encoder.fc.*`` and ``module.predictor.*`` ignored.
+* ``pixpro``: under ``['model']``, backbone keys ``module.encoder.<bb>``; ``module.encoder_k.*``,
+  ``module.projector*`` (incl. ``_k`` / ``_instance``), ``module.predictor.*`` and
+  ``module.value_transform.*`` ignored.
+* ``crw``: under ``['model']``, backbone keys ``encoder.model.<bb>`` (CRW wraps the ResNet in ``From3D``);
+  ``selfsim_fc.*`` ignored.
+
+The official FC model keeps ``layer4`` during training (``online_encoder.layer4.*``) and MoCo / SimSiam /
+torchvision files hold ``layer4`` and ``fc``; those are dropped since the test-time backbone removes them.
+
+CRW specifics: its released ``pretrained.pth`` may name some convs ``...conv1.1.weight`` /
+``...conv2.1.weight`` (presumably convs once wrapped in a ``Sequential`` after a parameter-free padding
+module); like CRW's ``test.py`` these
+are renamed to ``...conv1.weight`` / ``...conv2.weight``. (SFC's own ``make_encoder`` applies that rename
+without stripping the ``encoder.model.`` prefix, so its ``partial_load`` silently skips such keys; here a
+key that cannot be placed is an error instead.) CRW's encoder uses reflect padding
+(``modify(padding='reflect')``): the backbone built for a ``crw`` checkpoint sets
+``padding_mode='reflect'`` on every padded conv (stem 7x7 and all 3x3 convs).
+
+Strictness: after stripping the prefix and dropping ``layer4.*`` / ``fc.*``, the keys must equal the
+backbone's exactly (only a missing BatchNorm ``num_batches_tracked`` counter is tolerated; it does not
+affect eval-mode outputs); missing, unexpected or shape-mismatched keys raise :class:`CheckpointError`
+naming the file, the layout and the offending keys, and guessing the checkpoint's architecture.
+
+Reading: ``torch.load(path, map_location="cpu", weights_only=True)`` with ``argparse.Namespace``
+allow-listed (the official SFC and CRW training scripts pickle their ``args``). If the file still needs
+other Python objects it is reloaded with ``weights_only=False`` after a warning: that executes pickled
+code, so only point the loader at files you trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfc.models.backbones import FEATURE_DIMS, PaddingMode, ResNetBackbone, build_backbone
+
+logger = logging.getLogger(__name__)
+
+NATIVE_FORMAT = "sfc_native"
+"""Value of the top-level ``format`` key written by :func:`make_native_checkpoint`."""
+
+_BACKBONE_ROOTS = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")
+_DROPPED_ROOTS = ("layer4.", "fc.")  # removed from the test-time backbone
+_OFFICIAL_SFC_TOP_KEYS = frozenset({"model", "optimizer", "epoch", "args"})
+_CRW_QUIRK = re.compile(r"(^|\.)(conv[12])\.1\.weight$")
+_N_SHOWN = 10
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, its layout is unknown, or its keys do not fit the backbone."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint path does not exist (also a ``FileNotFoundError``)."""
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    """Where a layout keeps its backbone tensors.
+
+    Attributes:
+        name: layout name.
+        containers: top-level keys that may hold the state dict, in order (None = the top level itself).
+        prefix: prefix of the backbone keys inside the state dict.
+        head_prefixes: known non-backbone keys inside the state dict (ignored without a warning).
+        padding_mode: conv padding the backbone must use for these weights.
+    """
+
+    name: str
+    containers: tuple[str | None, ...]
+    prefix: str
+    head_prefixes: tuple[str, ...] = ()
+    padding_mode: PaddingMode = "zeros"
+
+    def describe(self) -> str:
+        """Short human-readable description used in error messages."""
+        where = " or ".join("top level" if c is None else f"['{c}']" for c in self.containers)
+        prefix = f"'{self.prefix}'" if self.prefix else "no prefix"
+        return f"{self.name}: backbone keys in {where} with {prefix} (e.g. '{self.prefix}conv1.weight')"
+
+
+_SFC_HEADS = ("target_encoder.", "online_projector.", "target_projector.", "predictor.")
+
+LAYOUT_SPECS: dict[str, LayoutSpec] = {
+    "sfc_native": LayoutSpec("sfc_native", ("model",), "online_encoder.", _SFC_HEADS),
+    "sfc_fc": LayoutSpec("sfc_fc", ("model",), "online_encoder.", _SFC_HEADS),
+    "pixpro": LayoutSpec(
+        "pixpro",
+        ("model",),
+        "module.encoder.",
+        ("module.encoder_k.", "module.projector", "module.predictor.", "module.value_transform."),
+    ),
+    "crw": LayoutSpec("crw", ("model",), "encoder.model.", ("selfsim_fc.",), padding_mode="reflect"),
+    "moco": LayoutSpec("moco", ("state_dict",), "module.encoder_q.", ("module.encoder_k.", "module.queue")),
+    "simsiam": LayoutSpec("simsiam", ("state_dict",), "module.encoder.", ("module.predictor.",)),
+    "torchvision": LayoutSpec("torchvision", (None, "state_dict", "model"), ""),
+}
+"""Detection order matters: the first layout whose state dict holds backbone keys wins."""
+
+LAYOUTS: tuple[str, ...] = tuple(LAYOUT_SPECS)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`load_backbone` loaded (log it next to results).
+
+    Attributes:
+        path: checkpoint path, None for a random init.
+        layout: detected layout, or ``"random"``.
+        arch: backbone architecture.
+        sha256: hex digest of the checkpoint file, None for a random init.
+        n_loaded_tensors: backbone tensors copied from the file.
+        n_ignored_keys: keys of the file's state dict not loaded (heads, target encoders, layer4, fc).
+        padding_mode: conv padding of the built backbone.
+        seed: init seed (only meaningful for ``layout == "random"``).
+        metadata: scalar top-level entries of the file (``epoch``, ``arch``, ``step`` ...).
+    """
+
+    path: str | None
+    layout: str
+    arch: str
+    sha256: str | None
+    n_loaded_tensors: int
+    n_ignored_keys: int
+    padding_mode: str = "zeros"
+    seed: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict view (for JSON / experiment tracking)."""
+        return asdict(self)
+
+
+def _sample(keys: list[str], n: int = _N_SHOWN) -> str:
+    """``'a', 'b', ... (+k more)`` for error messages."""
+    shown = ", ".join(repr(k) for k in keys[:n])
+    return shown + (f", ... (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, streamed in ``chunk_size`` blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """``torch.load`` a checkpoint onto the CPU, safely when possible.
+
+    First tries ``weights_only=True`` with ``argparse.Namespace`` allow-listed; if the file pickles
+    other objects, logs a warning and retries with ``weights_only=False`` (trusts the file).
+
+    Args:
+        path: checkpoint file.
+
+    Returns:
+        The unpickled object (normally a dict).
+
+    Raises:
+        CheckpointNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is not a readable torch checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+        reason = str(exc).strip().splitlines()[-1][:300]
+        logger.warning(
+            "%s pickles objects beyond tensors (%s); treating the file as TRUSTED and reloading it with "
+            "weights_only=False, which runs arbitrary pickled code",
+            path,
+            reason,
+        )
+    except Exception as exc:  # corrupt zip, truncated file, not a checkpoint ...
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+
+
+def _has_backbone_keys(state: Mapping[Any, Any], prefix: str) -> bool:
+    roots = tuple(prefix + r for r in _BACKBONE_ROOTS)
+    return any(isinstance(k, str) and k.startswith(roots) for k in state)
+
+
+def _find_state(obj: Mapping[Any, Any], spec: LayoutSpec) -> tuple[str | None, Mapping[str, Any]] | None:
+    """The (container, state dict) of ``obj`` that holds ``spec``'s backbone keys, if any."""
+    for container in spec.containers:
+        state = obj if container is None else obj.get(container)
+        if isinstance(state, Mapping) and _has_backbone_keys(state, spec.prefix):
+            return container, state
+    return None
+
+
+def _is_native(obj: Mapping[Any, Any]) -> bool:
+    # The official FC trainer writes exactly model/optimizer/epoch/args; ours adds metadata.
+    return obj.get("format") == NATIVE_FORMAT or bool(set(obj) - _OFFICIAL_SFC_TOP_KEYS)
+
+
+def detect_layout(obj: Any, *, source: str = "<checkpoint object>") -> str:
+    """Name the layout of an unpickled checkpoint (see the module docstring for the table).
+
+    Args:
+        obj: what ``torch.load`` returned.
+        source: file name used in error messages.
+
+    Returns:
+        One of :data:`LAYOUTS`.
+
+    Raises:
+        CheckpointError: no layout matches; the message lists the layouts tried and sample keys.
+    """
+    if isinstance(obj, Mapping):
+        for spec in LAYOUT_SPECS.values():
+            if _find_state(obj, spec) is None:
+                continue
+            if spec.name == "sfc_native" and not _is_native(obj):
+                continue
+            if spec.name == "sfc_fc" and _is_native(obj):
+                continue
+            return spec.name
+        top = [str(k) for k in obj]
+        found = f"top-level keys ({len(top)}): {_sample(top)}"
+        for inner in ("model", "state_dict"):
+            if isinstance(obj.get(inner), Mapping):
+                keys = [str(k) for k in obj[inner]]
+                found += f"; ['{inner}'] keys ({len(keys)}): {_sample(keys)}"
+    else:
+        found = f"an object of type {type(obj).__name__}, not a dict"
+    tried = "\n  ".join(spec.describe() for spec in LAYOUT_SPECS.values())
+    raise CheckpointError(f"{source}: unknown checkpoint layout. Layouts tried:\n  {tried}\nFound {found}")
+
+
+def _guess_arch(keys: list[str]) -> str | None:
+    """Guess the ResNet depth from (prefix-stripped) state-dict keys, or None."""
+    blocks = [0, 0, 0]
+    bottleneck = False
+    for key in keys:
+        match = re.match(r"layer([1-3])\.(\d+)\.(conv3\.)?", key)
+        if match:
+            i = int(match.group(1)) - 1
+            blocks[i] = max(blocks[i], int(match.group(2)) + 1)
+            bottleneck = bottleneck or match.group(3) is not None
+    table = {
+        (False, (2, 2, 2)): "resnet18",
+        (False, (3, 4, 6)): "resnet34",
+        (True, (3, 4, 6)): "resnet50",
+        (True, (3, 4, 23)): "resnet101",
+        (True, (3, 8, 36)): "resnet152",
+    }
+    return table.get((bottleneck, tuple(blocks)))  # type: ignore[arg-type]
+
+
+def _select_backbone_state(
+    state: Mapping[str, Any],
+    spec: LayoutSpec,
+    expected: Mapping[str, torch.Tensor],
+    *,
+    arch: str,
+    source: str,
+    where: str,
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Strip the prefix, apply layout quirks, drop heads and check the keys against ``expected``.
+
+    Returns:
+        (state dict loadable with ``strict=True`` into the backbone, number of ignored keys).
+    """
+    prefix = spec.prefix
+    picked: dict[str, Any] = {}
+    unknown_outside: list[str] = []
+    for key, value in state.items():
+        key = str(key)
+        if not key.startswith(prefix):
+            if not key.startswith(spec.head_prefixes):
+                unknown_outside.append(key)
+            continue
+        name = key[len(prefix) :]
+        if spec.name == "crw":
+            renamed = _CRW_QUIRK.sub(r"\1\2.weight", name)
+            if renamed != name:
+                if prefix + renamed in state:
+                    raise CheckpointError(
+                        f"{source}: layout 'crw' holds both {key!r} and {prefix + renamed!r} for one conv"
+                    )
+                name = renamed
+        if name.startswith(_DROPPED_ROOTS):
+            continue
+        picked[name] = value
+    if unknown_outside:
+        logger.warning(
+            "%s: ignoring %d keys outside the %s backbone that are not known heads: %s",
+            source,
+            len(unknown_outside),
+            spec.name,
+            _sample(unknown_outside),
+        )
+
+    missing = [k for k in expected if k not in picked and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in picked if k not in expected]
+    mismatched = [
+        f"{prefix}{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in picked.items()
+        if k in expected and isinstance(v, torch.Tensor) and v.shape != expected[k].shape
+    ]
+    not_tensors = [prefix + k for k, v in picked.items() if not isinstance(v, torch.Tensor)]
+    if missing or unexpected or mismatched or not_tensors:
+        lines = [
+            f"{source}: layout '{spec.name}' (backbone keys {where}, "
+            f"{f'prefix {prefix!r}' if prefix else 'no prefix'}) does not match a stride-8 {arch} backbone "
+            "(conv1, bn1, layer1..layer3; layer4/fc ignored)."
+        ]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {_sample([prefix + k for k in missing])}")
+        if unexpected:
+            lines.append(
+                f"  unexpected keys ({len(unexpected)}): {_sample([prefix + k for k in unexpected])}"
+            )
+        if mismatched:
+            lines.append(
+                f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:_N_SHOWN])}"
+                + (f"; ... (+{len(mismatched) - _N_SHOWN} more)" if len(mismatched) > _N_SHOWN else "")
+            )
+        if not_tensors:
+            lines.append(f"  non-tensor values ({len(not_tensors)}): {_sample(not_tensors)}")
+        guess = _guess_arch(list(picked))
+        if guess is not None and guess != arch:
+            lines.append(f"  The checkpoint looks like a {guess}, but arch='{arch}' was requested.")
+        raise CheckpointError("\n".join(lines))
+    # Tolerated gap: keep the freshly built num_batches_tracked counters.
+    loaded = dict(picked)
+    for key in expected:
+        loaded.setdefault(key, expected[key])
+    return loaded, len(state) - len(picked)
+
+
+def _scalar_metadata(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        return {}
+    return {str(k): v for k, v in obj.items() if v is None or isinstance(v, (str, int, float, bool))}
+
+
+def load_backbone(
+    arch: str, checkpoint: str | Path | None, *, seed: int = 0
+) -> tuple[ResNetBackbone, CheckpointInfo]:
+    """Build the stride-8 backbone for ``arch`` and load its weights from ``checkpoint``.
+
+    Args:
+        arch: ``"resnet18"`` or ``"resnet50"``.
+        checkpoint: checkpoint file in any layout of :data:`LAYOUTS`, or None for a random init.
+        seed: seed of the random init (the whole init when ``checkpoint`` is None; otherwise only the
+            tensors tolerated as missing, i.e. ``num_batches_tracked``).
+
+    Returns:
+        (backbone in eval mode on CPU, :class:`CheckpointInfo`).
+
+    Raises:
+        ValueError: unknown ``arch``.
+        CheckpointNotFoundError: the file does not exist.
+        CheckpointError: unreadable file, unknown layout, or keys/shapes that do not fit ``arch``.
+    """
+    if arch not in FEATURE_DIMS:
+        raise ValueError(f"unknown arch {arch!r}; supported: {sorted(FEATURE_DIMS)}")
+    if checkpoint is None:
+        model = build_backbone(arch, seed=seed)
+        model.eval()
+        logger.info("Built %s backbone with random init (seed %s), no checkpoint", arch, seed)
+        return model, CheckpointInfo(None, "random", arch, None, 0, 0, "zeros", seed)
+
+    path = Path(checkpoint)
+    obj = read_checkpoint(path)
+    source = str(path)
+    layout = detect_layout(obj, source=source)
+    spec = LAYOUT_SPECS[layout]
+    if layout == "sfc_native":
+        saved_arch = obj.get("arch")
+        if isinstance(saved_arch, str) and saved_arch != arch:
+            raise CheckpointError(
+                f"{source}: layout 'sfc_native' was saved for arch '{saved_arch}', but arch='{arch}' "
+                "was requested"
+            )
+    found = _find_state(obj, spec)
+    assert found is not None  # detect_layout guarantees it
+    container, state = found
+    where = "at the top level" if container is None else f"in ['{container}']"
+
+    model = build_backbone(arch, seed=seed, padding_mode=spec.padding_mode)
+    weights, n_ignored = _select_backbone_state(
+        state, spec, model.state_dict(), arch=arch, source=source, where=where
+    )
+    model.load_state_dict(weights, strict=True)
+    model.eval()
+    n_loaded = len(state) - n_ignored
+    info = CheckpointInfo(
+        path=source,
+        layout=layout,
+        arch=arch,
+        sha256=file_sha256(path),
+        n_loaded_tensors=n_loaded,
+        n_ignored_keys=n_ignored,
+        padding_mode=spec.padding_mode,
+        seed=seed,
+        metadata=_scalar_metadata(obj),
+    )
+    logger.info(
+        "Loaded %d %s tensors from %s (layout %s, %d keys ignored, padding %s, sha256 %s)",
+        n_loaded,
+        arch,
+        source,
+        layout,
+        n_ignored,
+        spec.padding_mode,
+        info.sha256[:12],
+    )
+    return model, info
+
+
+def make_native_checkpoint(
+    model_state: Mapping[str, torch.Tensor], *, arch: str, step: int | None = None, **metadata: Any
+) -> dict[str, Any]:
+    """Assemble the dict our FC trainer saves (layout ``sfc_native``; ``torch.save`` it).
+
+    Args:
+        model_state: state dict of the FC model with the official key names, i.e. the backbone under
+            ``online_encoder.`` (plus, optionally, ``target_encoder.*``, projectors, ``predictor.*``).
+        arch: backbone architecture, checked again at load time.
+        step: training step.
+        **metadata: further JSON-like entries (e.g. ``epoch``, ``config``); must not be named ``model``.
+
+    Returns:
+        ``{"format": "sfc_native", "arch": arch, "step": step, **metadata, "model": dict(model_state)}``.
+    """
+    if arch not in FEATURE_DIMS:
+        raise ValueError(f"unknown arch {arch!r}; supported: {sorted(FEATURE_DIMS)}")
+    if not _has_backbone_keys(model_state, LAYOUT_SPECS["sfc_native"].prefix):
+        keys = [str(k) for k in model_state]
+        raise ValueError(f"model_state has no 'online_encoder.' backbone keys; found: {_sample(keys)}")
+    reserved = {"model", "format", "arch", "step"} & set(metadata)
+    if reserved:
+        raise ValueError(f"metadata keys {sorted(reserved)} are reserved")
+    return {"format": NATIVE_FORMAT, "arch": arch, "step": step, **metadata, "model": dict(model_state)}

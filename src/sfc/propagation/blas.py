@@ -1,0 +1,52 @@
+"""Matrix products for the propagation engine, on the fastest BLAS available for the device.
+
+Why this exists: on CPUs, PyTorch's wheels use MKL, which runs the short-and-wide products of the
+windowed affinity (64 x 256 by 256 x 19k) at 30-45 GFLOP/s on AMD EPYC (its AVX2 path for non-Intel
+CPUs), while NumPy's bundled OpenBLAS reaches 85-135 GFLOP/s on the same shapes (measured with
+``benchmarks/propagation.py --blas``). On CPU we therefore multiply through NumPy views of the same
+memory (no copies); the backend is picked once per process by timing both on a representative
+shape, and can be forced with ``SFC_CPU_BLAS=torch|numpy``. CUDA tensors always use ``torch.matmul``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def cpu_backend() -> str:
+    """Return ``"numpy"`` or ``"torch"``: the faster CPU GEMM for the engine's shapes."""
+    forced = os.environ.get("SFC_CPU_BLAS", "").strip().lower()
+    if forced in {"numpy", "torch"}:
+        return forced
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 256, generator=gen)
+    b = torch.randn(8192, 256, generator=gen)
+    timings = {}
+    for name, fn in (
+        ("torch", lambda: a @ b.T),
+        ("numpy", lambda: np.matmul(a.numpy(), b.numpy().T)),
+    ):
+        fn()  # warm-up (thread pools, packing buffers)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            fn()
+        timings[name] = time.perf_counter() - t0
+    choice = min(timings, key=timings.get)
+    logger.debug("CPU GEMM backend: %s (timings %s)", choice, timings)
+    return choice
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for 2-D float32 tensors; views (transposes, slices) are fine, nothing is copied."""
+    if a.device.type == "cpu" and cpu_backend() == "numpy":
+        return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+    return a @ b

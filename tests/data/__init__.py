@@ -1,0 +1,1 @@
+"""Tests of sfc.data (DAVIS I/O and the demo dataset generator)."""

@@ -1,0 +1,1 @@
+"""Tests of sfc.models (backbones, feature extraction, checkpoint loading)."""
