@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python -m sfc.demo_data data/01_raw/demo_davis
 	$(BIN)/kedro run --env demo --pipelines evaluate_davis
-	$(BIN)/python -m sfc.cli demo-summary --env demo
+	$(BIN)/python -m sfc.cli show-metrics data/08_reporting/davis/metrics.json
 
 test: install
 	$(BIN)/python -m pytest -q tests

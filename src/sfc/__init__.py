@@ -4,4 +4,11 @@ The library (``sfc.models``, ``sfc.propagation``, ``sfc.metrics``, ``sfc.data``)
 and never imports Kedro or MLflow; ``sfc.pipelines`` holds the thin Kedro wiring.
 """
 
+import os
+
+# Let idle OpenMP threads sleep instead of spinning: the propagation engine alternates torch ops with
+# NumPy/OpenBLAS products, and spinning torch threads would steal the cores those products run on.
+# Only effective when sfc is imported before torch; a value set by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

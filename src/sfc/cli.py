@@ -7,6 +7,12 @@ Subcommands:
   write ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the results folder
   and print both tables.
 
+* ``sfc show-metrics FILE``: print a metrics JSON written by ``evaluate_davis`` as a table, and how to
+  browse the run in the MLflow UI (the last step of ``make demo``).
+
+The same subcommands are available as Kedro project commands (``kedro davis-eval ...``): Kedro
+loads ``<package>.cli`` and requires a click group named ``cli`` in it.
+
 New subcommands register a parser in :func:`build_parser` and set ``func`` to a handler taking the
 parsed namespace and returning an exit code. Expected user errors (bad dataset, missing files) exit
 with code 2 and a one-line message on stderr; this is the only module that prints.
@@ -19,9 +25,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import click
+
 from sfc.data.davis import DavisFormatError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "cli", "main"]
 
 EXIT_USAGE_ERROR = 2
 
@@ -53,6 +61,24 @@ def _cmd_davis_eval(args: argparse.Namespace) -> int:
     _out(per_object.to_string(index=False))
     _out(f"\nGlobal results saved in {global_path}")
     _out(f"Per-sequence results saved in {per_seq_path}")
+    return 0
+
+
+def _cmd_show_metrics(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metrics file not found (run the evaluate_davis pipeline first)")
+    metrics = json.loads(path.read_text())
+    width = max(len(k) for k in metrics)
+    _out(f"Metrics from {path}:")
+    for key, value in metrics.items():
+        _out(f"  {key:<{width}}  {value:.4f}" if isinstance(value, int | float) else f"  {key:<{width}}  {value}")
+    _out("")
+    _out("Browse params, metrics and artifacts of every run in the MLflow UI:")
+    _out("  .venv/bin/kedro mlflow ui      # then open http://127.0.0.1:5000 (experiment 'sfc')")
     return 0
 
 
@@ -89,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_davis_eval)
+
+    p = sub.add_parser("show-metrics", help="print a metrics JSON and how to open the MLflow UI")
+    p.add_argument("file", help="e.g. data/08_reporting/davis/metrics.json")
+    p.set_defaults(func=_cmd_show_metrics)
     return parser
 
 
@@ -116,6 +146,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DavisFormatError, FileNotFoundError, NotADirectoryError) as exc:
         sys.stderr.write(f"sfc {args.command}: error: {exc}\n")
         return EXIT_USAGE_ERROR
+
+
+@click.group(name="sfc")
+def cli() -> None:
+    """SFC project commands (the same as the `sfc` console script)."""
+
+
+def _forward(command: str) -> click.Command:
+    @click.pass_context
+    def run(ctx: click.Context) -> None:
+        ctx.exit(main([command, *ctx.args]))
+
+    settings = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+    return click.Command(command, callback=run, context_settings=settings, help=f"See `sfc {command} --help`.")
+
+
+for _name in ("davis-eval", "show-metrics"):
+    cli.add_command(_forward(_name))
 
 
 if __name__ == "__main__":

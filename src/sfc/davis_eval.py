@@ -56,13 +56,17 @@ CSV_FLOAT_FORMAT = "%.3f"
 """Float format of the official CSV files (``DataFrame.to_csv(float_format="%.3f")``)."""
 
 
-def evaluate_one_sequence(davis_root: PathLike, results_dir: PathLike, seq: str) -> dict[int, ObjectScores]:
+def evaluate_one_sequence(
+    davis_root: PathLike, results_dir: PathLike, seq: str, max_frames: int | None = None
+) -> dict[int, ObjectScores]:
     """Read the ground truth and results of one sequence and score every object.
 
     Args:
         davis_root: DAVIS root (``JPEGImages``, ``Annotations``, ``ImageSets``).
         results_dir: Folder holding ``<seq>/<frame>.png`` predictions.
         seq: Sequence name.
+        max_frames: Evaluate the video truncated to its first ``max_frames`` frames (as if it ended
+            there: the last of them is then not scored, like any last frame). None = all frames.
 
     Returns:
         ``{object_id: ObjectScores}`` (see :func:`sfc.metrics.davis.evaluate_sequence`).
@@ -76,6 +80,8 @@ def evaluate_one_sequence(davis_root: PathLike, results_dir: PathLike, seq: str)
     if not seq_dir.is_dir():
         raise FileNotFoundError(f"{seq_dir}: results folder for sequence {seq!r} not found")
     frames = list_frames(davis_root, seq)
+    if max_frames is not None:
+        frames = frames[:max_frames]
     if len(frames) < 3:
         raise DavisFormatError(
             f"{Path(davis_root) / JPEG_DIR / seq}: expected at least 3 frames (the first and "
@@ -110,6 +116,7 @@ def evaluate_sequences(
     *,
     workers: int | None = None,
     progress: bool = True,
+    max_frames: int | None = None,
 ) -> dict[str, dict[int, ObjectScores]]:
     """Score several sequences, in parallel worker processes when ``workers > 1``.
 
@@ -119,6 +126,8 @@ def evaluate_sequences(
         sequences: Sequence names; the output keeps this order.
         workers: Number of processes (default ``os.cpu_count()``); ``1`` runs in this process.
         progress: Show a tqdm progress bar.
+        max_frames: Truncate every video to its first ``max_frames`` frames (see
+            :func:`evaluate_one_sequence`).
 
     Returns:
         ``{sequence: {object_id: ObjectScores}}`` in the order of ``sequences``.
@@ -139,12 +148,12 @@ def evaluate_sequences(
     try:
         if n_workers <= 1:
             for seq in names:
-                scores[seq] = evaluate_one_sequence(davis_root, results_dir, seq)
+                scores[seq] = evaluate_one_sequence(davis_root, results_dir, seq, max_frames)
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=n_workers) as pool:
                 futures = {
-                    pool.submit(evaluate_one_sequence, davis_root, results_dir, seq): seq for seq in names
+                    pool.submit(evaluate_one_sequence, davis_root, results_dir, seq, max_frames): seq for seq in names
                 }
                 pending = set(futures)
                 while pending:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
-from sfc.propagation.blas import matmul
+from sfc.propagation.blas import matmul, tile_parallelism
 
 DEFAULT_TILE_CPU = (8, 8)
 DEFAULT_TILE_CUDA = (16, 32)
@@ -72,15 +72,50 @@ def _validate_params(*, topk: int, temperature: float, context: int, hw: int) ->
         raise ValueError(f"context must be >= 0, got {context}")
 
 
+def grouped_topk(
+    x: torch.Tensor, k: int, group_bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact top-k over all elements of ``x`` viewed as groups along dim 1.
+
+    The k-th largest group maximum is a lower bound of the k-th largest element, so the top-k elements
+    all lie in the k groups with the largest maxima (ties at that bound aside, whose order is
+    implementation-defined in any top-k). Cost: one vectorised max over dim 1 plus two small top-k's,
+    instead of a top-k over every element.
+
+    Args:
+        x: (n, g, G) scores; a group is one index along the last dim (its g members are strided).
+        k: number of elements wanted per row.
+        group_bias: optional (n, G) additive bias per group (-inf excludes a group).
+
+    Returns:
+        values (n, k'), member index in [0, g) (n, k'), group index in [0, G) (n, k'),
+        with k' = min(k, min(k, G) * g).
+    """
+    n, g, G = x.shape
+    gmax = x.amax(dim=1)
+    if group_bias is not None:
+        gmax = gmax + group_bias
+    kg = min(k, G)
+    _, gi = torch.topk(gmax, kg, dim=1)  # (n, kg) best groups
+    sub = torch.gather(x, 2, gi.unsqueeze(1).expand(n, g, kg))  # (n, g, kg)
+    if group_bias is not None:
+        sub = sub + torch.gather(group_bias, 1, gi).unsqueeze(1)
+    vals, j = torch.topk(sub.reshape(n, g * kg), min(k, g * kg), dim=1)
+    member = torch.div(j, kg, rounding_mode="floor")
+    group = torch.gather(gi, 1, j % kg)
+    return vals, member, group
+
+
 class Propagator:
     """Streaming propagation state: feed target frames one at a time with :meth:`step`.
 
-    Memory layout (why it is fast): the short-term memory is a ring of ``m + 1`` frame slots stored
-    as overlapping *column bands* ``(n_bands, h, slots, band_width, C)``, one band per column of query
-    tiles. The key window of a query tile (its rows +- r' in every slot) is then a single contiguous
-    ``(rows * slots * band_width, C)`` matrix: one GEMM per tile, no per-tile copies. Slots that are
-    not in the current context are masked out; while ``t <= m`` frame 0 appears several times in the
-    context (the official padding), which is handled exactly by repeating its own top-k candidates.
+    Memory layout (why it is fast): the m most recent frames live in a ring of m slots stored as
+    overlapping *column bands* ``(n_bands, h, m, band_width, C)``, one band per column of query
+    tiles. The key window of a query tile (its rows +- r' in every slot) is then one contiguous
+    ``(rows * m * band_width, C)`` matrix: a single GEMM per tile, no per-tile copies. Top-k uses
+    :func:`grouped_topk` (exact). While ``t <= m`` the official padding puts ``m - t + 1`` copies of
+    frame 0 in the short-term context; they are distinct keys, handled exactly by repeating frame
+    0's own windowed top-k candidates.
 
     Args:
         first_features: (C, h, w) L2-normalised features of frame 0.
@@ -128,21 +163,18 @@ class Propagator:
         self.n_tx = math.ceil(w / self.tw)
         self.bw = self.tw + 2 * self.px  # band width (columns) per tile column
 
-        f0 = first_features.float()
+        f0 = first_features.to(torch.float32)
         self.keys0 = f0.reshape(C, h * w).contiguous()  # (C, hw)
-        self.labels0 = first_labels.float().reshape(h * w, self.K).contiguous()  # (hw, K)
+        self.labels0 = first_labels.to(self.device, torch.float32).reshape(h * w, self.K).contiguous()
         if self.use_window:
-            # Slot 0 = frame 0; frame f >= 1 lives in slot 1 + (f - 1) % m.
-            self.n_slots = 1 + context
-            shape = (self.n_tx, h, self.n_slots, self.bw)
-            self.bands_f = torch.zeros(*shape, C, device=self.device)
-            self.bands_l = torch.zeros(*shape, self.K, device=self.device)
-            self._store(0, f0.permute(1, 2, 0), first_labels.float())
+            # Frame f >= 1 lives in ring slot (f - 1) % m; frame 0 has bands of its own while t <= m.
+            self.bands_f = torch.zeros(self.n_tx, h, context, self.bw, C, device=self.device)
+            self.bands_l = torch.zeros(self.n_tx, h, context, self.bw, self.K, device=self.device)
+            self.bands0_f: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, C, device=self.device)
+            self.bands0_l: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, self.K, device=self.device)
+            self._store(self.bands0_f, self.bands0_l, f0.permute(1, 2, 0), self.labels0.view(h, w, self.K))
         self.t = 1  # index of the next target frame
         self._bias_cache: dict[tuple[int, ...], torch.Tensor] = {}
-
-    def _slot(self, frame: int) -> int:
-        return 0 if frame == 0 else 1 + (frame - 1) % self.context
 
     def _band_cols(self, tx: int) -> tuple[int, int, int]:
         """Image columns [xlo, xhi) held by band ``tx`` and the band column where xlo lands."""
@@ -150,14 +182,15 @@ class Propagator:
         xlo, xhi = max(0, start), min(self.w, start + self.bw)
         return xlo, xhi, xlo - start
 
-    def _store(self, slot: int, feats_hwc: torch.Tensor, labels_hwk: torch.Tensor) -> None:
+    def _store(self, dst_f: torch.Tensor, dst_l: torch.Tensor, feats_hwc: torch.Tensor, labels_hwk: torch.Tensor) -> None:
+        """Copy a frame into band storage ``dst_*[tx, y, ..., col]`` (``...`` = slot already selected)."""
         for tx in range(self.n_tx):
             xlo, xhi, j = self._band_cols(tx)
-            self.bands_f[tx, :, slot, j : j + xhi - xlo] = feats_hwc[:, xlo:xhi]
-            self.bands_l[tx, :, slot, j : j + xhi - xlo] = labels_hwk[:, xlo:xhi]
+            dst_f[tx, :, j : j + xhi - xlo] = feats_hwc[:, xlo:xhi]
+            dst_l[tx, :, j : j + xhi - xlo] = labels_hwk[:, xlo:xhi]
 
     def _window_bias(self, tx: int, y0: int, qh: int, qw: int, ry0: int, rh: int) -> torch.Tensor:
-        """(qh*qw, rh, 1, bw) additive mask: 0 where the key is strictly within the radius, else -inf."""
+        """(qh*qw, rh, bw) additive mask: 0 where the key is strictly within the radius, else -inf."""
         xlo, xhi, j = self._band_cols(tx)
         key = (qh, qw, ry0 - y0, rh, j, xhi - xlo)
         bias = self._bias_cache.get(key)
@@ -171,18 +204,57 @@ class Propagator:
             inside = ((ky - qy) ** 2 + (kx - qx) ** 2).float() < self.radius**2
             inside &= (kcol >= j) & (kcol < j + xhi - xlo)  # padding columns outside the image
             bias = torch.zeros(inside.shape, device=dev).masked_fill_(~inside, float("-inf"))
-            bias = bias.view(qh * qw, rh, 1, self.bw)
+            bias = bias.view(qh * qw, rh, self.bw)
             self._bias_cache[key] = bias
         return bias
 
     def _first_frame_topk(self, q_flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k similarities of every query against all of frame 0: two (hw, k) tensors."""
-        vals, idx = [], []
-        for c0 in range(0, q_flat.shape[0], self.query_chunk):
-            v, i = torch.topk(matmul(q_flat[c0 : c0 + self.query_chunk], self.keys0), self.topk, dim=1)
-            vals.append(v)
-            idx.append(i)
-        return torch.cat(vals), torch.cat(idx)
+        """Top-k similarities of queries against all of frame 0: values and flat indices, (n, k)."""
+        sim = matmul(q_flat, self.keys0).view(-1, self.h, self.w)
+        vals, row, col = grouped_topk(sim, self.topk)  # groups = columns of frame 0
+        return vals, row * self.w + col
+
+    def _tile(self, tx: int, y0: int, q_all: torch.Tensor, out: torch.Tensor, n_ring: int, n_zero: int) -> None:
+        """Propagate to one query tile; writes its (qh, qw, K) block of ``out``."""
+        h, w, K, k, C, m, bw = self.h, self.w, self.K, self.topk, self.C, self.context, self.bw
+        x0 = tx * self.tw
+        qh, qw = min(self.th, h - y0), min(self.tw, w - x0)
+        n = qh * qw
+        q = q_all[y0 : y0 + qh, x0 : x0 + qw].reshape(n, C)
+        v0, i0 = self._first_frame_topk(q)
+        cand_v, cand_l = [v0], [self.labels0[i0]]
+        if self.use_window:
+            ry0, ry1 = max(0, y0 - self.py), min(h, y0 + qh + self.py)
+            rh = ry1 - ry0
+            bias = self._window_bias(tx, y0, qh, qw, ry0, rh)  # (n, rh, bw)
+            if n_ring > 0:
+                keys = self.bands_f[tx, ry0:ry1].view(rh * m * bw, C)  # contiguous view, no copy
+                sim = matmul(q, keys.T).view(n, rh, m, bw)[:, :, :n_ring]
+                # Groups = key locations (row, col), members = context frames: the max over frames
+                # is a vectorised reduction, and the radius mask is a per-group bias.
+                gmax = (sim.amax(dim=2) + bias).view(n, rh * bw)
+                kg = min(k, rh * bw)
+                _, gi = torch.topk(gmax, kg, dim=1)
+                rows, cols = torch.div(gi, bw, rounding_mode="floor"), gi % bw
+                sub = sim[torch.arange(n, device=self.device).view(n, 1), rows, :, cols]  # (n, kg, n_ring)
+                sub = sub + bias.view(n, rh * bw).gather(1, gi).unsqueeze(-1)  # radius mask of the group
+                v, j = torch.topk(sub.reshape(n, kg * n_ring), min(k, kg * n_ring), dim=1)
+                sel = torch.div(j, n_ring, rounding_mode="floor")
+                slot = j % n_ring
+                flat = (rows.gather(1, sel) * m + slot) * bw + cols.gather(1, sel)
+                cand_v.append(v)
+                cand_l.append(self.bands_l[tx, ry0:ry1].view(rh * m * bw, K)[flat])
+            if n_zero > 0:
+                keys = self.bands0_f[tx, ry0:ry1].view(rh * bw, C)
+                sim = matmul(q, keys.T).view(n, rh * bw) + bias.view(n, rh * bw)
+                v, i = torch.topk(sim, min(k, rh * bw), dim=1)
+                lab = self.bands0_l[tx, ry0:ry1].view(rh * bw, K)[i]
+                cand_v += [v] * n_zero  # each padded copy of frame 0 is a separate key
+                cand_l += [lab] * n_zero
+        v, pos = torch.topk(torch.cat(cand_v, 1), k, dim=1)
+        weights = F.softmax(v * (1.0 / self.temperature), dim=1)  # (n, k)
+        picked = torch.gather(torch.cat(cand_l, 1), 1, pos.unsqueeze(-1).expand(n, k, K))
+        out[y0 : y0 + qh, x0 : x0 + qw] = torch.bmm(weights.unsqueeze(1), picked).view(qh, qw, K)
 
     @torch.no_grad()
     def step(self, features: torch.Tensor) -> torch.Tensor:
@@ -198,57 +270,23 @@ class Propagator:
             raise ValueError(
                 f"frame {self.t}: features of shape {tuple(features.shape)}, expected {(self.C, self.h, self.w)}"
             )
-        t, h, w, K, k, C = self.t, self.h, self.w, self.K, self.topk, self.C
+        t, m = self.t, self.context
         q_all = features.to(self.device, torch.float32).permute(1, 2, 0).contiguous()  # (h, w, C)
-        vals0, idx0 = self._first_frame_topk(q_all.view(h * w, C))
-        vals0, idx0 = vals0.view(h, w, k), idx0.view(h, w, k)
-        lab0 = self.labels0[idx0]  # (h, w, k, K)
-        inv_t = 1.0 / self.temperature
-        if not self.use_window:
-            out = torch.bmm(F.softmax(vals0.view(-1, k) * inv_t, dim=1).unsqueeze(1), lab0.view(-1, k, K))
-            self.t += 1
-            return out.view(h, w, K)
-
-        # Which slots hold this frame's context, and how often frame 0 repeats in it.
-        ctx = context_frame_indices(t, self.context)
-        mult = [0] * self.n_slots
-        for f in ctx:
-            mult[self._slot(f)] += 1
-        slot_bias = torch.tensor([0.0 if c else float("-inf") for c in mult], device=self.device)
-        slot_bias = slot_bias.view(1, 1, self.n_slots, 1)
-        extra0 = mult[0] - 1  # additional copies of frame 0 beyond the first
-
-        out = torch.empty(h, w, K, device=self.device)
-        S, bw = self.n_slots, self.bw
-        for tx in range(self.n_tx):
-            x0 = tx * self.tw
-            qw = min(self.tw, w - x0)
-            for y0 in range(0, h, self.th):
-                qh = min(self.th, h - y0)
-                n = qh * qw
-                ry0, ry1 = max(0, y0 - self.py), min(h, y0 + qh + self.py)
-                rh = ry1 - ry0
-                q = q_all[y0 : y0 + qh, x0 : x0 + qw].reshape(n, C)
-                keys = self.bands_f[tx, ry0:ry1].view(rh * S * bw, C)  # contiguous view, no copy
-                sim = matmul(q, keys.T).view(n, rh, S, bw)
-                sim += self._window_bias(tx, y0, qh, qw, ry0, rh)
-                sim += slot_bias
-                labels = self.bands_l[tx, ry0:ry1].view(rh * S * bw, K)
-                vw, iw = torch.topk(sim.view(n, -1), k, dim=1)
-                cand_v = [vals0[y0 : y0 + qh, x0 : x0 + qw].reshape(n, k), vw]
-                cand_l = [lab0[y0 : y0 + qh, x0 : x0 + qw].reshape(n, k, K), labels[iw]]
-                if extra0 > 0:
-                    # Frame 0 padded into the short-term context: its copies are distinct keys.
-                    v0, i0 = torch.topk(sim[:, :, 0, :].reshape(n, rh * bw), k, dim=1)
-                    rows, cols = i0 // bw, i0 % bw
-                    l0 = labels.view(rh, S, bw, K)[rows, 0, cols]
-                    cand_v += [v0] * extra0
-                    cand_l += [l0] * extra0
-                v, pos = torch.topk(torch.cat(cand_v, 1), k, dim=1)
-                weights = F.softmax(v * inv_t, dim=1)  # (n, k)
-                picked = torch.gather(torch.cat(cand_l, 1), 1, pos.unsqueeze(-1).expand(n, k, K))
-                out[y0 : y0 + qh, x0 : x0 + qw] = torch.bmm(weights.unsqueeze(1), picked).view(qh, qw, K)
-        self._store(self._slot(t), q_all, out)
+        n_zero = max(0, m - t + 1) if self.use_window else 0  # padded copies of frame 0 in the context
+        n_ring = m - n_zero if self.use_window else 0  # frames >= 1 in the ring (slots 0..n_ring-1)
+        out = torch.empty(self.h, self.w, self.K, device=self.device)
+        tiles = [(tx, y0) for tx in range(self.n_tx) for y0 in range(0, self.h, self.th)]
+        with tile_parallelism(self.device) as pool:
+            if pool is None:
+                for tx, y0 in tiles:
+                    self._tile(tx, y0, q_all, out, n_ring, n_zero)
+            else:
+                list(pool.map(lambda a: self._tile(a[0], a[1], q_all, out, n_ring, n_zero), tiles))
+        if self.use_window:
+            slot = (t - 1) % m
+            self._store(self.bands_f[:, :, slot], self.bands_l[:, :, slot], q_all, out)
+            if n_zero <= 1:
+                self.bands0_f = self.bands0_l = None  # frame 0 has left the short-term context for good
         self.t += 1
         return out
 

@@ -1,0 +1,98 @@
+"""Kedro dataset for a DAVIS results folder (``<seq>/<frame>.png`` palette masks).
+
+Saving consumes an iterable of :class:`sfc.vos.FramePrediction` lazily, so a whole benchmark is
+written frame by frame without ever holding a video's masks in memory; every PNG is written
+atomically (temp file + rename). Before the first frame of a sequence is written, stale PNGs of that
+sequence are removed, so a results folder never mixes two runs. A ``run_info.json`` with the frame
+counts and wall time of the save is written last; loading returns a :class:`DavisResults` handle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+from sfc.data.davis import write_mask
+from sfc.vos import FramePrediction
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO = "run_info.json"
+
+
+@dataclass(frozen=True)
+class DavisResults:
+    """Handle to a written results folder."""
+
+    path: Path
+    info: dict[str, Any]
+
+
+class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResults]):
+    """Results folder in the official DAVIS layout.
+
+    Args:
+        path: folder to write ``<seq>/<frame>.png`` into.
+        metadata: free-form metadata (kedro-viz layer etc.).
+    """
+
+    def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def save(self, data: Iterable[FramePrediction]) -> None:
+        self._path.mkdir(parents=True, exist_ok=True)
+        frames: dict[str, int] = {}
+        t0 = time.perf_counter()
+        for pred in data:
+            seq_dir = self._path / pred.sequence
+            if pred.sequence not in frames:
+                frames[pred.sequence] = 0
+                seq_dir.mkdir(parents=True, exist_ok=True)
+                for stale in seq_dir.glob("*.png"):
+                    stale.unlink()
+            write_mask(seq_dir / f"{pred.frame}.png", pred.mask)
+            frames[pred.sequence] += 1
+        seconds = time.perf_counter() - t0
+        total = sum(frames.values())
+        info = {
+            "sequences": frames,
+            "frames": total,
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(total / seconds, 4) if seconds > 0 else None,
+        }
+        _write_json_atomic(self._path / RUN_INFO, info)
+        logger.info("Wrote %d predicted frames of %d sequence(s) to %s", total, len(frames), self._path)
+
+    def load(self) -> DavisResults:
+        if not self._path.is_dir():
+            raise DatasetError(f"{self._path}: DAVIS results folder not found")
+        info_path = self._path / RUN_INFO
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        return DavisResults(self._path, info)
+
+    def _exists(self) -> bool:
+        return (self._path / RUN_INFO).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,21 @@
+"""Project pipelines, registered explicitly.
+
+Kedro 1.7 loads only the pipelines named by ``--pipelines`` (``find_pipelines`` filters by folder
+name), so every pipeline is built from its module's ``create_pipeline()`` here; see
+docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from sfc.pipelines import evaluate_davis
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Map pipeline names to ``Pipeline`` objects."""
+    pipelines = {
+        "evaluate_davis": evaluate_davis.create_pipeline(),
+    }
+    pipelines["__default__"] = pipelines["evaluate_davis"]
+    return pipelines

@@ -1,0 +1,9 @@
+"""Kedro project settings (https://docs.kedro.org/en/stable/kedro_project_setup/settings.html)."""
+
+from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, named for readers)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}
+# kedro-mlflow registers its hook through the `kedro.hooks` entry point; no project hooks needed.
