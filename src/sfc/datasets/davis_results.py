@@ -51,6 +51,8 @@ class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResult
 
     def save(self, data: Iterable[FramePrediction]) -> None:
         self._path.mkdir(parents=True, exist_ok=True)
+        # No run_info.json = incomplete folder: removed first, written last.
+        (self._path / RUN_INFO).unlink(missing_ok=True)
         frames: dict[str, int] = {}
         t0 = time.perf_counter()
         for pred in data:
