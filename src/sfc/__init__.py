@@ -11,4 +11,9 @@ import os
 # Only effective when sfc is imported before torch; a value set by the user wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Offline by design: no usage telemetry from MLflow or DVC, even when `kedro` is run directly
+# (Kedro's own telemetry is off through the committed `.telemetry` file).
+for _var, _value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1")):
+    os.environ.setdefault(_var, _value)
+
 __version__ = "0.1.0"

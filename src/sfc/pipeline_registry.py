@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from sfc.pipelines import evaluate_davis
+from sfc.pipelines import evaluate_davis, extract_frames
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to ``Pipeline`` objects."""
     pipelines = {
         "evaluate_davis": evaluate_davis.create_pipeline(),
+        "extract_frames": extract_frames.create_pipeline(),
     }
     pipelines["__default__"] = pipelines["evaluate_davis"]
     return pipelines

@@ -2,7 +2,8 @@
 
 ``build_backbone`` / ``load_backbone`` give stride-8 ResNet-18/50 encoders (layer3 stride 1, layer4
 removed) and ``extract_features`` / ``iter_features`` turn uint8 RGB frames into L2-normalised feature
-maps with the official test-time preprocessing. Plain PyTorch: no Kedro or MLflow imports.
+maps with the official test-time preprocessing; ``FineGrained`` is the FC training network. Plain
+PyTorch: no Kedro or MLflow imports.
 """
 
 from sfc.models.backbones import (
@@ -33,6 +34,7 @@ from sfc.models.checkpoints import (
     make_native_checkpoint,
     read_checkpoint,
 )
+from sfc.models.fc import ConvMLP2d, FineGrained, update_momentum
 
 __all__ = [
     "FEATURE_DIMS",
@@ -46,6 +48,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointNotFoundError",
+    "ConvMLP2d",
+    "FineGrained",
     "LayoutSpec",
     "ResNetBackbone",
     "build_backbone",
@@ -59,4 +63,5 @@ __all__ = [
     "read_checkpoint",
     "scaled_size",
     "set_padding_mode",
+    "update_momentum",
 ]

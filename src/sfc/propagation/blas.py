@@ -56,6 +56,17 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b
 
 
+def matmul_batched(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``q @ keys[b].T`` for every b: q (n, C), keys (B, R, C) -> (B, n, R).
+
+    ``keys`` may be a strided view (fixed batch stride, contiguous rows): NumPy hands each product
+    to BLAS without copying, as does CUDA's batched GEMM.
+    """
+    if q.device.type == "cpu" and cpu_backend() == "numpy":
+        return torch.from_numpy(np.matmul(q.numpy(), keys.numpy().transpose(0, 2, 1)))
+    return torch.matmul(q, keys.transpose(1, 2))
+
+
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 

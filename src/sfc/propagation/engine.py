@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
-from sfc.propagation.blas import matmul, tile_parallelism
+from sfc.propagation.blas import matmul, matmul_batched, tile_parallelism
 
 DEFAULT_TILE_CPU = (8, 8)
 DEFAULT_TILE_CUDA = (16, 32)
@@ -110,9 +110,10 @@ class Propagator:
     """Streaming propagation state: feed target frames one at a time with :meth:`step`.
 
     Memory layout (why it is fast): the m most recent frames live in a ring of m slots stored as
-    overlapping *column bands* ``(n_bands, h, m, band_width, C)``, one band per column of query
-    tiles. The key window of a query tile (its rows +- r' in every slot) is then one contiguous
-    ``(rows * m * band_width, C)`` matrix: a single GEMM per tile, no per-tile copies. Top-k uses
+    overlapping *column bands* ``(n_bands, m, h, band_width, C)``, one band per column of query
+    tiles. The key window of a query tile in one slot (its rows +- r') is then one contiguous
+    ``(rows * band_width, C)`` block and the slots sit at a fixed stride: one batched GEMM per tile,
+    no per-tile copies, and the max over context frames is a reduction over the outer dimension. Top-k uses
     :func:`grouped_topk` (exact). While ``t <= m`` the official padding puts ``m - t + 1`` copies of
     frame 0 in the short-term context; they are distinct keys, handled exactly by repeating frame
     0's own windowed top-k candidates.
@@ -168,8 +169,8 @@ class Propagator:
         self.labels0 = first_labels.to(self.device, torch.float32).reshape(h * w, self.K).contiguous()
         if self.use_window:
             # Frame f >= 1 lives in ring slot (f - 1) % m; frame 0 has bands of its own while t <= m.
-            self.bands_f = torch.zeros(self.n_tx, h, context, self.bw, C, device=self.device)
-            self.bands_l = torch.zeros(self.n_tx, h, context, self.bw, self.K, device=self.device)
+            self.bands_f = torch.zeros(self.n_tx, context, h, self.bw, C, device=self.device)
+            self.bands_l = torch.zeros(self.n_tx, context, h, self.bw, self.K, device=self.device)
             self.bands0_f: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, C, device=self.device)
             self.bands0_l: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, self.K, device=self.device)
             self._store(self.bands0_f, self.bands0_l, f0.permute(1, 2, 0), self.labels0.view(h, w, self.K))
@@ -228,22 +229,23 @@ class Propagator:
             rh = ry1 - ry0
             bias = self._window_bias(tx, y0, qh, qw, ry0, rh)  # (n, rh, bw)
             if n_ring > 0:
-                keys = self.bands_f[tx, ry0:ry1].view(rh * m * bw, C)  # contiguous view, no copy
-                sim = matmul(q, keys.T).view(n, rh, m, bw)[:, :, :n_ring]
-                # Groups = key locations (row, col), members = context frames: the max over frames
-                # is a vectorised reduction, and the radius mask is a per-group bias.
-                gmax = (sim.amax(dim=2) + bias).view(n, rh * bw)
+                # (n_ring, rh*bw, C): one contiguous block per slot, slots at a fixed stride: no copy.
+                keys = self.bands_f[tx, :n_ring, ry0:ry1].reshape(n_ring, rh * bw, C)
+                sim = matmul_batched(q, keys)  # (n_ring, n, rh*bw)
+                # Groups = key locations, members = context frames: the max over frames is a cheap
+                # reduction over the outer dim, and the radius mask is a per-group bias.
+                gbias = bias.view(n, rh * bw)
+                gmax = sim.amax(dim=0) + gbias
                 kg = min(k, rh * bw)
-                _, gi = torch.topk(gmax, kg, dim=1)
-                rows, cols = torch.div(gi, bw, rounding_mode="floor"), gi % bw
-                sub = sim[torch.arange(n, device=self.device).view(n, 1), rows, :, cols]  # (n, kg, n_ring)
-                sub = sub + bias.view(n, rh * bw).gather(1, gi).unsqueeze(-1)  # radius mask of the group
-                v, j = torch.topk(sub.reshape(n, kg * n_ring), min(k, kg * n_ring), dim=1)
-                sel = torch.div(j, n_ring, rounding_mode="floor")
-                slot = j % n_ring
-                flat = (rows.gather(1, sel) * m + slot) * bw + cols.gather(1, sel)
+                _, gi = torch.topk(gmax, kg, dim=1)  # (n, kg) best key locations
+                sub = sim[:, torch.arange(n, device=self.device).view(n, 1), gi] + gbias.gather(1, gi)
+                sub = sub.permute(1, 0, 2).reshape(n, n_ring * kg)  # (n, slot-major candidates)
+                v, j = torch.topk(sub, min(k, n_ring * kg), dim=1)
+                slot = torch.div(j, kg, rounding_mode="floor")
+                loc = gi.gather(1, j % kg)
+                labels = self.bands_l[tx, :n_ring, ry0:ry1].reshape(n_ring, rh * bw, K)
                 cand_v.append(v)
-                cand_l.append(self.bands_l[tx, ry0:ry1].view(rh * m * bw, K)[flat])
+                cand_l.append(labels[slot, loc])
             if n_zero > 0:
                 keys = self.bands0_f[tx, ry0:ry1].view(rh * bw, C)
                 sim = matmul(q, keys.T).view(n, rh * bw) + bias.view(n, rh * bw)
@@ -284,7 +286,7 @@ class Propagator:
                 list(pool.map(lambda a: self._tile(a[0], a[1], q_all, out, n_ring, n_zero), tiles))
         if self.use_window:
             slot = (t - 1) % m
-            self._store(self.bands_f[:, :, slot], self.bands_l[:, :, slot], q_all, out)
+            self._store(self.bands_f[:, slot], self.bands_l[:, slot], q_all, out)
             if n_zero <= 1:
                 self.bands0_f = self.bands0_l = None  # frame 0 has left the short-term context for good
         self.t += 1
