@@ -8,7 +8,16 @@ corrupting files in a test.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Before anything imports kedro: keep Kedro's project logging (conf/logging.yml, which appends to
+# info.log in the working directory) out of test runs, and keep every tool offline.
+os.environ.setdefault(
+    "KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging_tests.yml"))
+)
+for _var, _value in (("KEDRO_DISABLE_TELEMETRY", "1"), ("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true")):
+    os.environ.setdefault(_var, _value)
 
 import pytest
 

@@ -1,15 +1,18 @@
-"""Tests of the ``sfc`` command line (``sfc davis-eval``) on a tiny generated DAVIS root."""
+"""Tests of the ``sfc`` command line (``sfc davis-eval`` on a tiny generated DAVIS root, ``sfc show-metrics``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
-from sfc.cli import main
+from sfc.cli import cli, main
 
 SEQUENCES = {"bear": (5, 40, 60), "kite": (6, 32, 48)}  # name -> (frames, height, width)
 
@@ -176,3 +179,49 @@ def test_cli_usage_errors() -> None:
     assert main([]) == 2
     assert main(["davis-eval"]) == 2  # missing required options
     assert main(["--help"]) == 0
+
+
+# ---------------------------------------------------------------------------------------- show-metrics
+
+METRICS = {
+    "JF_mean": 0.5,
+    "J_mean": 0.55,
+    "J_recall": 0.6,
+    "J_decay": -0.01,
+    "F_mean": 0.45,
+    "F_recall": 0.4,
+    "F_decay": 0.02,
+}
+
+
+def test_show_metrics_prints_every_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({**METRICS, "note": "text values are printed as they are"}))
+    assert main(["show-metrics", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and "mlflow ui" in out
+    lines = out.splitlines()
+    for key, value in METRICS.items():
+        assert any(line.split() == [key, f"{value:.4f}"] for line in lines), key
+    assert any(line.split()[:1] == ["note"] and "as they are" in line for line in lines)
+
+
+def test_show_metrics_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope" / "metrics.json"
+    assert main(["show-metrics", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_kedro_click_group_forwards_to_main(tmp_path: Path) -> None:
+    """Kedro loads `sfc.cli.cli` (a click group) to add project commands: `kedro show-metrics ...`."""
+    assert isinstance(cli, click.Group)
+    assert {"davis-eval", "show-metrics"} <= set(cli.commands)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(METRICS))
+    result = CliRunner().invoke(cli, ["show-metrics", str(path)])
+    assert result.exit_code == 0 and "JF_mean" in result.output
+    result = CliRunner().invoke(cli, ["show-metrics", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(cli, ["davis-eval", "--help"])  # options reach argparse untouched
+    assert result.exit_code == 0 and "--davis-root" in result.output

@@ -71,7 +71,12 @@ def _cmd_show_metrics(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: metrics file not found (run the evaluate_davis pipeline first)")
-    metrics = json.loads(path.read_text())
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DavisFormatError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(metrics, dict) or not metrics:
+        raise DavisFormatError(f"{path}: expected a JSON object of metrics, found {metrics!r}")
     width = max(len(k) for k in metrics)
     _out(f"Metrics from {path}:")
     for key, value in metrics.items():

@@ -1,0 +1,204 @@
+"""``evaluate_davis`` as Kedro runs it: on an in-memory catalog, in a real KedroSession, in the registry.
+
+The session smoke test runs ``KedroSession`` in a child process whose working directory is
+``tmp_path``, on a copy of ``conf/`` with a ``test`` env that points the catalog and MLflow into
+``tmp_path``: nothing is written to the repository's ``data/``, ``mlflow.db``, ``mlruns/`` or
+``info.log``, and the session's global state (project settings, logging handlers, MLflow tracking
+URI) does not leak into other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+from matplotlib.figure import Figure
+
+from sfc.data.davis import DavisFormatError, annotation_path
+from sfc.datasets.davis_results import RUN_INFO, DavisResultsDataset
+from sfc.metrics.davis import GLOBAL_KEYS
+from sfc.pipeline_registry import register_pipelines
+from sfc.pipelines.evaluate_davis import create_pipeline, nodes
+from tests.pipelines.evaluate_davis import BACKBONE, PROPAGATION, RUNTIME, SEQUENCES, davis_params
+
+REPO = Path(__file__).resolve().parents[3]
+PARAMS = {"params:davis", "params:backbone", "params:propagation", "params:runtime"}
+FREE_OUTPUTS = {"davis_metrics", "davis_mlflow_metrics", "davis_per_sequence", "davis_overlays"}
+
+
+def _catalog(root: Path, results: Path, **davis_overrides: Any) -> DataCatalog:
+    catalog = DataCatalog()
+    catalog["params:davis"] = davis_params(root, **davis_overrides)
+    catalog["params:backbone"] = BACKBONE
+    catalog["params:propagation"] = PROPAGATION
+    catalog["params:runtime"] = RUNTIME
+    catalog["davis_predictions"] = DavisResultsDataset(path=str(results))
+    return catalog
+
+
+def test_pipeline_structure() -> None:
+    pipeline = create_pipeline()
+    assert pipeline.inputs() == PARAMS
+    assert pipeline.outputs() == FREE_OUTPUTS
+    assert [n.name for n in pipeline.nodes][:2] == ["select_davis_sequences", "predict_davis"]
+
+
+def test_pipeline_in_memory_catalog_max_frames(
+    tiny_davis: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="kedro")
+    results = tmp_path / "results"
+    catalog = _catalog(tiny_davis, results, max_frames=4)
+    outputs = SequentialRunner().run(create_pipeline(), catalog)
+    assert "Pipeline execution completed successfully" in caplog.text
+    assert set(outputs) == FREE_OUTPUTS
+
+    # max_frames is honoured by prediction (4 PNGs per sequence) and by scoring (frames 1-2 only)
+    assert sorted(p.name for p in results.iterdir()) == sorted([*SEQUENCES, RUN_INFO])
+    for seq in SEQUENCES:
+        assert sorted(p.name for p in (results / seq).iterdir()) == [f"{i:05d}.png" for i in range(4)]
+    info = json.loads((results / RUN_INFO).read_text())
+    assert info["sequences"] == {seq: 4 for seq in SEQUENCES} and info["frames"] == 8
+
+    metrics = catalog.load("davis_metrics")
+    assert list(metrics) == list(GLOBAL_KEYS)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("JF_mean", "J_mean", "F_mean", "J_recall", "F_recall"))
+    tracked = catalog.load("davis_mlflow_metrics")
+    assert set(tracked) == {*GLOBAL_KEYS, "frames_per_second"}
+    table = catalog.load("davis_per_sequence")
+    assert (
+        isinstance(table, pd.DataFrame)
+        and table["Sequence"].str.rsplit("_", n=1).str[0].unique().tolist() == SEQUENCES
+    )
+    assert isinstance(catalog.load("davis_overlays"), Figure)
+
+
+def test_pipeline_bad_dataset_fails_before_prediction(
+    tiny_davis: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(shutil.copytree(tiny_davis, tmp_path / "davis"))
+    missing = annotation_path(root, "demo-01", "00000")
+    missing.unlink()
+    calls: list[Any] = []
+
+    def load_backbone(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        raise AssertionError("the backbone must not be loaded for a broken dataset")
+
+    monkeypatch.setattr(nodes, "load_backbone", load_backbone)  # predict_davis looks it up when called
+    with pytest.raises(DavisFormatError) as info:
+        SequentialRunner().run(create_pipeline(), _catalog(root, tmp_path / "results"))
+    assert str(missing) in str(info.value)
+    assert calls == []  # the backbone was never loaded
+    assert not (tmp_path / "results").exists()
+
+
+def test_registry() -> None:
+    pipelines = register_pipelines()
+    assert {"evaluate_davis", "__default__"} <= set(pipelines)
+    assert set(pipelines["__default__"].nodes) == set(pipelines["evaluate_davis"].nodes)
+    assert pipelines["evaluate_davis"].outputs() == FREE_OUTPUTS
+
+
+# ------------------------------------------------------------------------------------ KedroSession
+
+_SESSION_SCRIPT = """
+import json, sys
+from pathlib import Path
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+project, conf_source, env, runtime_params = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+bootstrap_project(Path(project))
+with KedroSession.create(
+    project_path=project, env=env, conf_source=conf_source, runtime_params=runtime_params
+) as session:
+    session.run(pipeline_names=["evaluate_davis"])
+"""
+
+
+def _redirect_paths(node: Any, out: Path) -> Any:
+    """Copy of a catalog config with every relative ``path``/``filepath`` moved under ``out``."""
+    if isinstance(node, dict):
+        return {
+            k: str(out / v)
+            if k in ("path", "filepath") and isinstance(v, str) and not Path(v).is_absolute()
+            else _redirect_paths(v, out)
+            for k, v in node.items()
+        }
+    return node
+
+
+def _test_conf(tmp_path: Path) -> Path:
+    """``tmp_path/conf``: the project's base conf plus a ``test`` env writing only under tmp_path."""
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf" / "base", conf / "base")
+    shutil.copy(REPO / "conf" / "logging.yml", conf / "logging.yml")
+    (conf / "test").mkdir()
+    catalog = yaml.safe_load((conf / "base" / "catalog.yml").read_text())
+    (conf / "test" / "catalog.yml").write_text(yaml.safe_dump(_redirect_paths(catalog, tmp_path)))
+    mlflow_conf = yaml.safe_load((conf / "base" / "mlflow.yml").read_text())
+    mlflow_conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = mlflow_conf["tracking"]["experiment"]
+    experiment["create_experiment_kwargs"]["artifact_location"] = (tmp_path / "mlruns").as_uri()
+    (conf / "test" / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
+    return conf
+
+
+def test_session_run_logs_to_mlflow(tiny_davis: Path, tmp_path: Path) -> None:
+    conf = _test_conf(tmp_path)
+    runtime_params = {
+        "davis": {"root": str(tiny_davis), "max_frames": 4},
+        "propagation": {"topk": 5, "radius": 4, "context": 3},
+        "runtime": {"device": "cpu", "eval_workers": 1, "overlays": 2},
+    }
+    env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("KEDRO_LOGGING_CONFIG", None)  # conf/logging.yml is found from the cwd: tmp_path
+    proc = subprocess.run(
+        [sys.executable, "-c", _SESSION_SCRIPT, str(REPO), str(conf), "test", json.dumps(runtime_params)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    metrics = json.loads((tmp_path / "data" / "08_reporting" / "davis" / "metrics.json").read_text())
+    assert list(metrics) == list(GLOBAL_KEYS)
+    assert json.loads((tmp_path / "data" / "07_model_output" / "davis" / RUN_INFO).read_text())["frames"] == 8
+
+    import mlflow  # heavy: imported only by this test
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("sfc")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith((tmp_path / "mlruns").as_uri())
+    # Logged under their own names, as in metrics.json (kedro-mlflow prefixes them with the dataset
+    # name unless the catalog entry sets `prefix`).
+    assert {"JF_mean", "frames_per_second"} <= set(run.data.metrics), sorted(run.data.metrics)
+    assert run.data.metrics["JF_mean"] == pytest.approx(metrics["JF_mean"])
+    assert run.data.metrics["frames_per_second"] > 0
+    params = run.data.params
+    assert params["propagation.topk"] == "5" and params["propagation.temperature"] == "0.05"  # flattened
+    assert params["davis.root"] == str(tiny_davis) and params["davis.split"] == "val"  # runtime + base merged
+    assert params["backbone.arch"] == "resnet18" and params["runtime.device"] == "cpu"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"per_sequence.csv", "overlays.png"}
