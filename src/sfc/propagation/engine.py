@@ -165,7 +165,7 @@ class Propagator:
         self.bw = self.tw + 2 * self.px  # band width (columns) per tile column
 
         f0 = first_features.to(torch.float32)
-        self.keys0 = f0.reshape(C, h * w).contiguous()  # (C, hw)
+        self.keys0 = f0.reshape(C, h * w).clone()  # (C, hw); a copy, never a view of a whole video
         self.labels0 = first_labels.to(self.device, torch.float32).reshape(h * w, self.K).contiguous()
         if self.use_window:
             # Frame f >= 1 lives in ring slot (f - 1) % m; frame 0 has bands of its own while t <= m.

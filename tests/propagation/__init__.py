@@ -1,0 +1,1 @@
+"""Tests of sfc.propagation: the windowed engine, label resampling and golden conformance."""
