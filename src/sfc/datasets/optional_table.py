@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 _READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv}
 
 
-class OptionalTableDataset(AbstractDataset[None, pd.DataFrame | None]):
+class OptionalTableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame | None]):
     """A Parquet/CSV table read if present; saving is refused.
 
     Args:
@@ -56,7 +56,7 @@ class OptionalTableDataset(AbstractDataset[None, pd.DataFrame | None]):
             logger.warning("%s: cannot read the previous table (%s); starting without it", self._filepath, exc)
             return None
 
-    def save(self, data: None) -> None:
+    def save(self, data: pd.DataFrame) -> None:
         raise DatasetError(f"{self._filepath}: OptionalTableDataset is read-only (save through the main entry)")
 
     def _exists(self) -> bool:

@@ -1,0 +1,1 @@
+"""Tests of the custom Kedro datasets in :mod:`sfc.datasets`."""
