@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from sfc.pipelines import evaluate_davis, extract_frames
+from sfc.pipelines import evaluate_davis, extract_frames, fc_pretrain
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -17,6 +17,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {
         "evaluate_davis": evaluate_davis.create_pipeline(),
         "extract_frames": extract_frames.create_pipeline(),
+        "fc_pretrain": fc_pretrain.create_pipeline(),
     }
     pipelines["__default__"] = pipelines["evaluate_davis"]
     return pipelines

@@ -5,5 +5,8 @@ from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, n
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # An env (conf/demo, conf/local) overrides single keys (e.g. only fc_pretrain.steps) instead of
+    # replacing whole top-level blocks.
+    "merge_strategy": {"parameters": "soft"},
 }
 # kedro-mlflow registers its hook through the `kedro.hooks` entry point; no project hooks needed.

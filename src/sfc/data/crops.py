@@ -118,7 +118,9 @@ def sample_crop(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def crop_box(i: int, j: int, h: int, w: int, height: int, width: int, *, flipped: bool = False) -> torch.Tensor:
+def crop_box(
+    i: int, j: int, h: int, w: int, height: int, width: int, *, flipped: bool = False
+) -> torch.Tensor:
     """Normalised box of a crop (module docstring), x1/x2 swapped for a flipped view.
 
     Returns:

@@ -1,0 +1,1 @@
+"""Tests of sfc.losses (the dense positive-radius loss)."""

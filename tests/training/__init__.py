@@ -1,0 +1,1 @@
+"""Tests of sfc.training (schedules and the FC trainer)."""
