@@ -19,9 +19,9 @@ os.environ.setdefault(
 for _var, _value in (("KEDRO_DISABLE_TELEMETRY", "1"), ("DO_NOT_TRACK", "1"), ("MLFLOW_DISABLE_TELEMETRY", "true")):
     os.environ.setdefault(_var, _value)
 
-import pytest
+import pytest  # noqa: E402  (after the environment set-up above)
 
-from sfc.data.demo import make_demo_davis
+from sfc.data.demo import make_demo_davis  # noqa: E402
 
 #: Arguments of the ``tiny_davis`` dataset (tests may assert against them).
 TINY_DAVIS_KWARGS: dict[str, object] = {"n_sequences": 2, "n_frames": 6, "size": (64, 96), "seed": 0}

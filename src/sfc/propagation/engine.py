@@ -217,7 +217,7 @@ class Propagator:
 
     def _tile(self, tx: int, y0: int, q_all: torch.Tensor, out: torch.Tensor, n_ring: int, n_zero: int) -> None:
         """Propagate to one query tile; writes its (qh, qw, K) block of ``out``."""
-        h, w, K, k, C, m, bw = self.h, self.w, self.K, self.topk, self.C, self.context, self.bw
+        h, w, K, k, C, bw = self.h, self.w, self.K, self.topk, self.C, self.bw
         x0 = tx * self.tw
         qh, qw = min(self.th, h - y0), min(self.tw, w - x0)
         n = qh * qw
