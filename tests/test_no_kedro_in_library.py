@@ -28,6 +28,7 @@ REQUIRED = [
     "sfc.metrics.davis",
     "sfc.data.davis",
     "sfc.vos",
+    "sfc.fusion",
     "sfc.davis_eval",
     "sfc.viz.overlay",
     "sfc.cli",

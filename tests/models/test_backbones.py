@@ -240,3 +240,14 @@ def test_extract_features_rejects_bad_frames_in_iterables(r18: ResNetBackbone) -
         extract_features(r18, [np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), np.uint8)], device="cpu")
     with pytest.raises(ValueError, match="no frames"):
         extract_features(r18, [], device="cpu")
+
+
+def test_iter_features_does_not_leak_no_grad_to_the_caller() -> None:
+    """A suspended feature generator must leave gradients enabled for the caller (regression)."""
+    model = build_backbone("resnet18", seed=0)
+    frames = np.zeros((3, 32, 32, 3), dtype=np.uint8)
+    gen = iter_features(model, frames, batch_size=1, device="cpu")
+    next(gen)
+    assert torch.is_grad_enabled()
+    gen.close()
+    assert torch.is_grad_enabled()

@@ -339,8 +339,8 @@ def _orient(
     )
 
 
-def load_case(spec: CaseSpec) -> GoldenCase:
-    """Read a case's files and interpret them; ``ValueError`` says what is missing or inconsistent."""
+def read_case_inputs(spec: CaseSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arrays (lower-cased, flattened keys) and the JSON parameters of a case, unparsed."""
     store: dict[str, Any] = {}
     for p in spec.arrays:
         for k, v in _load_arrays(p).items():
@@ -348,6 +348,17 @@ def load_case(spec: CaseSpec) -> GoldenCase:
     params: dict[str, Any] = {}
     for j in spec.jsons:  # manifests first, sidecars last: later files win
         params.update(_params_from_json(j, spec.name))
+    return store, params
+
+
+def load_case(spec: CaseSpec) -> GoldenCase:
+    """Read a case's files and interpret them; ``ValueError`` says what is missing or inconsistent."""
+    return case_from_store(spec.name, *read_case_inputs(spec))
+
+
+def case_from_store(name: str, store: dict[str, Any], params: dict[str, Any]) -> GoldenCase:
+    """Interpret a case's arrays and parameters (see :func:`read_case_inputs`)."""
+    params = dict(params)
     for key in PARAM_KEYS + ("normalize", "min_argmax_agreement", "atol"):
         if _get(params, key) is None and _get(store, key) is not None:
             params[ALIASES[key][0]] = store[next(a for a in ALIASES[key] if a in store)]
@@ -406,10 +417,10 @@ def load_case(spec: CaseSpec) -> GoldenCase:
     else:
         variants = [(f"as stored ({fl})", feats)]
     min_agree = _scalar(_get(params, "min_argmax_agreement"))
-    tie_heavy = recipe or bool(TIE_HEAVY_NAME.search(spec.name.lower())) or min_agree is not None
+    tie_heavy = recipe or bool(TIE_HEAVY_NAME.search(name.lower())) or min_agree is not None
     atol = _scalar(_get(params, "atol"))
     return GoldenCase(
-        name=spec.name,
+        name=name,
         feature_variants=variants,
         first_labels=labels.to(torch.float32),  # type: ignore[union-attr]
         expected=expected if not expected.is_floating_point() else expected.to(torch.float32),
@@ -458,8 +469,15 @@ def _discover_or_error() -> tuple[list[CaseSpec], list[Path], str | None]:
 
 
 SPECS, UNCLAIMED, DISCOVERY_ERROR = _discover_or_error()
-RUN_SPECS = [s for s in SPECS if not Path(s.name).name.lower().startswith(FUSION_PREFIX)]
-FUSION_SPECS = [s for s in SPECS if Path(s.name).name.lower().startswith(FUSION_PREFIX)]
+
+
+def is_fusion_case(spec: CaseSpec) -> bool:
+    """A ``prop_fusion*`` case: the case name or one of its folders starts with ``prop_fusion``."""
+    return any(part.lower().startswith(FUSION_PREFIX) for part in Path(spec.name).parts)
+
+
+RUN_SPECS = [s for s in SPECS if not is_fusion_case(s)]
+FUSION_SPECS = [s for s in SPECS if is_fusion_case(s)]
 
 
 def test_golden_layout_recognised() -> None:
@@ -497,7 +515,7 @@ def test_golden_case(spec: CaseSpec | None) -> None:
 def test_golden_fusion_case_deferred(spec: CaseSpec | None) -> None:
     if spec is None:
         pytest.skip(SKIP_REASON if not GOLDEN.is_dir() else "no prop_fusion.* case in the golden folder")
-    pytest.skip(f"{spec.name}: prop_fusion.* cases are checked by the fusion issue, not the engine alone")
+    pytest.skip(f"{spec.name}: prop_fusion.* cases are checked by tests/propagation/test_golden_fusion.py")
 
 
 # --------------------------------------------- the loader itself, on synthetic golden folders

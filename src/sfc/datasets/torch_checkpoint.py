@@ -7,7 +7,7 @@ export is a dict with metadata, so this is the ~40-line custom dataset Kedro's d
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,17 @@ class TorchCheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         if not isinstance(data, dict) or "model" not in data:
             raise DatasetError(f"{self._filepath}: expected a dict with a 'model' state dict, got {type(data).__name__}")
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".tmp")
-        os.close(fd)
+        # A plain open (not tempfile.mkstemp, which creates 0600 files) so that the checkpoint gets the
+        # usual umask permissions; flushed and fsynced before the rename so a crash leaves old or new.
+        tmp = self._filepath.with_name(f".{self._filepath.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            torch.save(data, tmp)
+            with open(tmp, "xb") as fh:
+                torch.save(data, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self._filepath)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _exists(self) -> bool:

@@ -1,7 +1,7 @@
 """Backbones, dense feature extraction and checkpoint loading for SFC.
 
 ``build_backbone`` / ``load_backbone`` give stride-8 ResNet-18/50 encoders (layer3 stride 1, layer4
-removed) and ``extract_features`` / ``iter_features`` turn uint8 RGB frames into L2-normalised feature
+removed), ``load_backbone`` / ``build_vit`` also DINO ViT-S/16 and ViT-S/8 patch-token encoders, and ``extract_features`` / ``iter_features`` turn uint8 RGB frames into L2-normalised feature
 maps with the official test-time preprocessing; ``FineGrained`` is the FC training network. Plain
 PyTorch: no Kedro or MLflow imports.
 """
@@ -21,6 +21,7 @@ from sfc.models.backbones import (
     set_padding_mode,
 )
 from sfc.models.checkpoints import (
+    ARCHS,
     LAYOUT_SPECS,
     LAYOUTS,
     NATIVE_FORMAT,
@@ -28,6 +29,7 @@ from sfc.models.checkpoints import (
     CheckpointInfo,
     CheckpointNotFoundError,
     LayoutSpec,
+    arch_family,
     detect_layout,
     file_sha256,
     load_backbone,
@@ -35,8 +37,10 @@ from sfc.models.checkpoints import (
     read_checkpoint,
 )
 from sfc.models.fc import ConvMLP2d, FineGrained, update_momentum
+from sfc.models.vit import VIT_CONFIGS, VisionTransformer, ViTConfig, build_vit
 
 __all__ = [
+    "ARCHS",
     "FEATURE_DIMS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -45,6 +49,7 @@ __all__ = [
     "LAYOUT_SPECS",
     "NATIVE_FORMAT",
     "STRIDE",
+    "VIT_CONFIGS",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointNotFoundError",
@@ -52,7 +57,11 @@ __all__ = [
     "FineGrained",
     "LayoutSpec",
     "ResNetBackbone",
+    "ViTConfig",
+    "VisionTransformer",
+    "arch_family",
     "build_backbone",
+    "build_vit",
     "detect_layout",
     "extract_features",
     "feature_size",

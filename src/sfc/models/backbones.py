@@ -20,6 +20,11 @@ Input convention (official test loader, ``data/vos.py``): RGB frames as float in
 with the ImageNet mean/std. :func:`extract_features` / :func:`iter_features` do that conversion from
 ``uint8`` frames, run the network in batches without gradients and L2-normalise every feature vector
 over channels, as the official ``test_vos.py`` does before label propagation.
+
+Those two functions work with any backbone that maps (B, 3, H, W) ImageNet-normalised images to a
+(B, C, h, w) map, in particular the DINO ViTs of :mod:`sfc.models.vit` (stride = patch size, inputs
+padded to a multiple of it; DINO normalises with the same ImageNet mean/std). Every backbone built
+in :mod:`sfc.models` has a ``stride`` attribute; :func:`feature_size` takes it.
 """
 
 from __future__ import annotations
@@ -103,9 +108,12 @@ class ResNetBackbone(nn.Module):
         return x
 
 
-def feature_size(height: int, width: int) -> tuple[int, int]:
-    """Spatial size of the backbone output for an ``height x width`` input: ``(ceil(H/8), ceil(W/8))``."""
-    return math.ceil(height / STRIDE), math.ceil(width / STRIDE)
+def feature_size(height: int, width: int, stride: int = STRIDE) -> tuple[int, int]:
+    """Backbone output size for an ``height x width`` input: ``(ceil(H / stride), ceil(W / stride))``.
+
+    ``stride`` is 8 for the ResNets and the patch size for a ViT (:attr:`VisionTransformer.stride`).
+    """
+    return math.ceil(height / stride), math.ceil(width / stride)
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -284,18 +292,21 @@ def iter_features(
         output_device: where the yielded features live; None keeps them on ``device``.
 
     Yields:
-        (C, h, w) float32 features, unit L2 norm over C at every location (h = ceil(H' / 8) for the
-        resized height H'). A location whose raw feature is all zero stays zero.
+        (C, h, w) float32 features, unit L2 norm over C at every location (h = ceil(H' / stride) for
+        the resized height H', stride 8 for the ResNets). A location whose raw feature is all zero
+        stays zero.
     """
     dev = torch.device(device) if device is not None else _default_device()
     out_dev = torch.device(output_device) if output_device is not None else dev
     was_training = model.training
     model.to(dev).eval()
     try:
-        with torch.no_grad():
-            for batch in _uint8_batches(frames, batch_size):
+        for batch in _uint8_batches(frames, batch_size):
+            # no_grad only around the computation: a generator must not yield inside a grad-mode
+            # context, or the caller would run with gradients disabled while it is suspended.
+            with torch.no_grad():
                 feats = _features_of_batch(model, batch, dev, scale).to(out_dev)
-                yield from feats.unbind(0)
+            yield from feats.unbind(0)
     finally:
         model.train(was_training)
 
@@ -326,7 +337,7 @@ def extract_features(
 
     Returns:
         (T, C, h, w) float32 features with unit L2 norm over C at every location, h x w =
-        ``feature_size(*scaled_size(H, W, scale))``.
+        ``feature_size(*scaled_size(H, W, scale), model.stride)``.
     """
     dev = torch.device(device) if device is not None else _default_device()
     out_dev = torch.device(output_device) if output_device is not None else dev

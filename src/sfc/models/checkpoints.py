@@ -24,6 +24,18 @@ by SFC's ``models/encoder.py``; ``<bb>`` = torchvision ResNet keys such as ``con
 * ``crw``: under ``['model']``, backbone keys ``encoder.model.<bb>`` (CRW wraps the ResNet in ``From3D``);
   ``selfsim_fc.*`` ignored.
 
+ViT layouts (facebookresearch/dino; ``<vit>`` = ``cls_token``, ``pos_embed``, ``patch_embed.proj.*``,
+``blocks.<i>.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}.*``, ``norm.*``, see
+:mod:`sfc.models.vit`); only ViT archs load them and ViT archs load nothing else:
+
+* ``dino``: a released DINO backbone (``dino_deitsmall16_pretrain.pth``, ``dino_deitsmall8_pretrain.pth``):
+  the state dict is the top level, keys ``<vit>`` without prefix; ``head.*`` ignored.
+* ``dino_teacher``: a DINO training checkpoint (``checkpoint.pth``: ``student``, ``teacher``,
+  ``optimizer``, ``epoch``, ``args``, ``dino_loss``): the teacher (the network DINO evaluates) under
+  ``['teacher']``, keys ``backbone.<vit>`` or, when saved from a DDP-wrapped teacher,
+  ``module.backbone.<vit>`` (a leading ``module.`` is stripped first, as DINO's
+  ``load_pretrained_weights`` does); the projection head ``head.*`` and the student ignored.
+
 The official FC model keeps ``layer4`` during training (``online_encoder.layer4.*``) and MoCo / SimSiam /
 torchvision files hold ``layer4`` and ``fc``; those are dropped since the test-time backbone removes them.
 
@@ -52,24 +64,39 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from sfc.models.backbones import FEATURE_DIMS, PaddingMode, ResNetBackbone, build_backbone
+from sfc.models.vit import VIT_CONFIGS, VisionTransformer, ViTConfig, build_vit, resolve_vit_config
+
+Family = Literal["resnet", "vit"]
+Backbone = ResNetBackbone | VisionTransformer
 
 logger = logging.getLogger(__name__)
 
 NATIVE_FORMAT = "sfc_native"
 """Value of the top-level ``format`` key written by :func:`make_native_checkpoint`."""
 
-_BACKBONE_ROOTS = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")
-_DROPPED_ROOTS = ("layer4.", "fc.")  # removed from the test-time backbone
+_BACKBONE_ROOTS: dict[str, tuple[str, ...]] = {
+    "resnet": ("conv1.", "bn1.", "layer1.", "layer2.", "layer3."),
+    "vit": ("cls_token", "pos_embed", "patch_embed.", "blocks."),
+}
+_DROPPED_ROOTS: dict[str, tuple[str, ...]] = {
+    "resnet": ("layer4.", "fc."),  # removed from the test-time backbone
+    "vit": ("head.",),  # DINO's backbone head is nn.Identity; a classifier head is not a feature
+}
+_FAMILY_DESCRIPTION = {
+    "resnet": "a stride-8 {arch} backbone (conv1, bn1, layer1..layer3; layer4/fc ignored)",
+    "vit": "a {arch} ViT (cls_token, pos_embed, patch_embed, blocks, norm; head ignored)",
+}
 _OFFICIAL_SFC_TOP_KEYS = frozenset({"model", "optimizer", "epoch", "args"})
 _CRW_QUIRK = re.compile(r"(^|\.)(conv[12])\.1\.weight$")
 _N_SHOWN = 10
@@ -93,6 +120,8 @@ class LayoutSpec:
         prefix: prefix of the backbone keys inside the state dict.
         head_prefixes: known non-backbone keys inside the state dict (ignored without a warning).
         padding_mode: conv padding the backbone must use for these weights.
+        family: ``"resnet"`` or ``"vit"``: the backbones these weights fit.
+        strip: leading parts removed from every key before anything else (DDP's ``module.``).
     """
 
     name: str
@@ -100,12 +129,25 @@ class LayoutSpec:
     prefix: str
     head_prefixes: tuple[str, ...] = ()
     padding_mode: PaddingMode = "zeros"
+    family: Family = "resnet"
+    strip: tuple[str, ...] = ()
+
+    def key(self, key: Any) -> str:
+        """A state-dict key with :attr:`strip` applied."""
+        key = str(key)
+        for part in self.strip:
+            if key.startswith(part):
+                return key[len(part) :]
+        return key
 
     def describe(self) -> str:
         """Short human-readable description used in error messages."""
         where = " or ".join("top level" if c is None else f"['{c}']" for c in self.containers)
         prefix = f"'{self.prefix}'" if self.prefix else "no prefix"
-        return f"{self.name}: backbone keys in {where} with {prefix} (e.g. '{self.prefix}conv1.weight')"
+        if self.strip:
+            prefix += " (after stripping " + " / ".join(repr(s) for s in self.strip) + ")"
+        example = "conv1.weight" if self.family == "resnet" else "pos_embed"
+        return f"{self.name}: {self.family} keys in {where} with {prefix} (e.g. '{self.prefix}{example}')"
 
 
 _SFC_HEADS = ("target_encoder.", "online_projector.", "target_projector.", "predictor.")
@@ -123,6 +165,10 @@ LAYOUT_SPECS: dict[str, LayoutSpec] = {
     "moco": LayoutSpec("moco", ("state_dict",), "module.encoder_q.", ("module.encoder_k.", "module.queue")),
     "simsiam": LayoutSpec("simsiam", ("state_dict",), "module.encoder.", ("module.predictor.",)),
     "torchvision": LayoutSpec("torchvision", (None, "state_dict", "model"), ""),
+    "dino": LayoutSpec("dino", (None,), "", family="vit"),
+    "dino_teacher": LayoutSpec(
+        "dino_teacher", ("teacher",), "backbone.", ("head.",), family="vit", strip=("module.",)
+    ),
 }
 """Detection order matters: the first layout whose state dict holds backbone keys wins."""
 
@@ -215,16 +261,18 @@ def read_checkpoint(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
 
 
-def _has_backbone_keys(state: Mapping[Any, Any], prefix: str) -> bool:
-    roots = tuple(prefix + r for r in _BACKBONE_ROOTS)
-    return any(isinstance(k, str) and k.startswith(roots) for k in state)
+def _has_backbone_keys(state: Mapping[Any, Any], prefix: str, spec: LayoutSpec | None = None) -> bool:
+    family = spec.family if spec is not None else "resnet"
+    roots = tuple(prefix + r for r in _BACKBONE_ROOTS[family])
+    keys = (spec.key(k) if spec is not None else k for k in state if isinstance(k, str))
+    return any(k.startswith(roots) for k in keys)
 
 
 def _find_state(obj: Mapping[Any, Any], spec: LayoutSpec) -> tuple[str | None, Mapping[str, Any]] | None:
     """The (container, state dict) of ``obj`` that holds ``spec``'s backbone keys, if any."""
     for container in spec.containers:
         state = obj if container is None else obj.get(container)
-        if isinstance(state, Mapping) and _has_backbone_keys(state, spec.prefix):
+        if isinstance(state, Mapping) and _has_backbone_keys(state, spec.prefix, spec):
             return container, state
     return None
 
@@ -258,7 +306,7 @@ def detect_layout(obj: Any, *, source: str = "<checkpoint object>") -> str:
             return spec.name
         top = [str(k) for k in obj]
         found = f"top-level keys ({len(top)}): {_sample(top)}"
-        for inner in ("model", "state_dict"):
+        for inner in ("model", "state_dict", "teacher"):
             if isinstance(obj.get(inner), Mapping):
                 keys = [str(k) for k in obj[inner]]
                 found += f"; ['{inner}'] keys ({len(keys)}): {_sample(keys)}"
@@ -288,6 +336,23 @@ def _guess_arch(keys: list[str]) -> str | None:
     return table.get((bottleneck, tuple(blocks)))  # type: ignore[arg-type]
 
 
+def _guess_vit(state: Mapping[str, Any]) -> str | None:
+    """Describe the ViT in (prefix-stripped) ``state`` (patch, width, depth, position grid), or None."""
+    proj = state.get("patch_embed.proj.weight")
+    if not isinstance(proj, torch.Tensor) or proj.dim() != 4:
+        return None
+    depth = 1 + max((int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    text = f"a ViT with patch {proj.shape[-1]}, dim {proj.shape[0]}, depth {depth}"
+    pos = state.get("pos_embed")
+    if isinstance(pos, torch.Tensor) and pos.dim() == 3:
+        side = math.isqrt(pos.shape[1] - 1)
+        text += f", {side}x{side} position grid" if side * side == pos.shape[1] - 1 else ""
+        for name, cfg in VIT_CONFIGS.items():
+            if (proj.shape[-1], proj.shape[0], depth, side) == (cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.grid):
+                text += f" ({name})"
+    return text
+
+
 def _select_backbone_state(
     state: Mapping[str, Any],
     spec: LayoutSpec,
@@ -303,10 +368,11 @@ def _select_backbone_state(
         (state dict loadable with ``strict=True`` into the backbone, number of ignored keys).
     """
     prefix = spec.prefix
+    dropped = _DROPPED_ROOTS[spec.family]
     picked: dict[str, Any] = {}
     unknown_outside: list[str] = []
     for key, value in state.items():
-        key = str(key)
+        key = spec.key(key)
         if not key.startswith(prefix):
             if not key.startswith(spec.head_prefixes):
                 unknown_outside.append(key)
@@ -320,7 +386,7 @@ def _select_backbone_state(
                         f"{source}: layout 'crw' holds both {key!r} and {prefix + renamed!r} for one conv"
                     )
                 name = renamed
-        if name.startswith(_DROPPED_ROOTS):
+        if name.startswith(dropped):
             continue
         picked[name] = value
     if unknown_outside:
@@ -341,10 +407,11 @@ def _select_backbone_state(
     ]
     not_tensors = [prefix + k for k, v in picked.items() if not isinstance(v, torch.Tensor)]
     if missing or unexpected or mismatched or not_tensors:
+        stripped = f" after stripping {' / '.join(repr(x) for x in spec.strip)}" if spec.strip else ""
         lines = [
             f"{source}: layout '{spec.name}' (backbone keys {where}, "
-            f"{f'prefix {prefix!r}' if prefix else 'no prefix'}) does not match a stride-8 {arch} backbone "
-            "(conv1, bn1, layer1..layer3; layer4/fc ignored)."
+            f"{f'prefix {prefix!r}' if prefix else 'no prefix'}{stripped}) does not match "
+            f"{_FAMILY_DESCRIPTION[spec.family].format(arch=arch)}."
         ]
         if missing:
             lines.append(f"  missing keys ({len(missing)}): {_sample([prefix + k for k in missing])}")
@@ -359,9 +426,12 @@ def _select_backbone_state(
             )
         if not_tensors:
             lines.append(f"  non-tensor values ({len(not_tensors)}): {_sample(not_tensors)}")
-        guess = _guess_arch(list(picked))
-        if guess is not None and guess != arch:
-            lines.append(f"  The checkpoint looks like a {guess}, but arch='{arch}' was requested.")
+        if spec.family == "resnet":
+            guess = _guess_arch(list(picked))
+            if guess is not None and guess != arch:
+                lines.append(f"  The checkpoint looks like a {guess}, but arch='{arch}' was requested.")
+        elif (vit_guess := _guess_vit(picked)) is not None:
+            lines.append(f"  The checkpoint looks like {vit_guess}; arch='{arch}' was requested.")
         raise CheckpointError("\n".join(lines))
     # Tolerated gap: keep the freshly built num_batches_tracked counters.
     loaded = dict(picked)
@@ -376,38 +446,76 @@ def _scalar_metadata(obj: Any) -> dict[str, Any]:
     return {str(k): v for k, v in obj.items() if v is None or isinstance(v, (str, int, float, bool))}
 
 
+ARCHS: tuple[str, ...] = (*FEATURE_DIMS, *VIT_CONFIGS)
+"""Every architecture name :func:`load_backbone` accepts (ResNets, then ViTs)."""
+
+
+def arch_family(arch: str | ViTConfig) -> Family:
+    """``"resnet"`` or ``"vit"`` for an architecture name (or a :class:`ViTConfig`).
+
+    Raises:
+        ValueError: unknown name; the message lists :data:`ARCHS`.
+    """
+    if isinstance(arch, ViTConfig) or arch in VIT_CONFIGS:
+        return "vit"
+    if arch in FEATURE_DIMS:
+        return "resnet"
+    raise ValueError(f"unknown arch {arch!r}; supported: {list(ARCHS)}")
+
+
 def load_backbone(
-    arch: str, checkpoint: str | Path | None, *, seed: int = 0
-) -> tuple[ResNetBackbone, CheckpointInfo]:
-    """Build the stride-8 backbone for ``arch`` and load its weights from ``checkpoint``.
+    arch: str | ViTConfig, checkpoint: str | Path | None, *, seed: int = 0
+) -> tuple[Backbone, CheckpointInfo]:
+    """Build the backbone for ``arch`` and load its weights from ``checkpoint``.
 
     Args:
-        arch: ``"resnet18"`` or ``"resnet50"``.
-        checkpoint: checkpoint file in any layout of :data:`LAYOUTS`, or None for a random init.
+        arch: ``"resnet18"`` / ``"resnet50"`` (stride 8), ``"vit_small_patch16"`` /
+            ``"vit_small_patch8"`` (stride = patch size), or a :class:`~sfc.models.vit.ViTConfig`
+            (e.g. a tiny test ViT).
+        checkpoint: checkpoint file in any layout of :data:`LAYOUTS` that fits the arch's family
+            (ResNet layouts for ResNets, ``dino`` / ``dino_teacher`` for ViTs), or None for a random init.
         seed: seed of the random init (the whole init when ``checkpoint`` is None; otherwise only the
             tensors tolerated as missing, i.e. ``num_batches_tracked``).
 
     Returns:
-        (backbone in eval mode on CPU, :class:`CheckpointInfo`).
+        (backbone in eval mode on CPU, :class:`CheckpointInfo`). Every backbone has ``arch``,
+        ``feature_dim`` and ``stride`` attributes and maps (B, 3, H, W) ImageNet-normalised images to
+        (B, feature_dim, ceil(H / stride), ceil(W / stride)) raw features.
 
     Raises:
         ValueError: unknown ``arch``.
         CheckpointNotFoundError: the file does not exist.
-        CheckpointError: unreadable file, unknown layout, or keys/shapes that do not fit ``arch``.
+        CheckpointError: unreadable file, unknown layout, a layout of the other family (ViT weights for
+            a ResNet or the reverse), or keys/shapes that do not fit ``arch``.
     """
-    if arch not in FEATURE_DIMS:
-        raise ValueError(f"unknown arch {arch!r}; supported: {sorted(FEATURE_DIMS)}")
+    family = arch_family(arch)
+    vit_config = resolve_vit_config(arch) if family == "vit" else None
+    name = vit_config.name if vit_config is not None else str(arch)
+
+    def build(padding_mode: PaddingMode = "zeros") -> Backbone:
+        if vit_config is not None:
+            return build_vit(vit_config, seed=seed)
+        return build_backbone(name, seed=seed, padding_mode=padding_mode)
+
     if checkpoint is None:
-        model = build_backbone(arch, seed=seed)
+        model = build()
         model.eval()
-        logger.info("Built %s backbone with random init (seed %s), no checkpoint", arch, seed)
-        return model, CheckpointInfo(None, "random", arch, None, 0, 0, "zeros", seed)
+        logger.info("Built %s backbone with random init (seed %s), no checkpoint", name, seed)
+        return model, CheckpointInfo(None, "random", name, None, 0, 0, "zeros", seed)
 
     path = Path(checkpoint)
     obj = read_checkpoint(path)
     source = str(path)
     layout = detect_layout(obj, source=source)
     spec = LAYOUT_SPECS[layout]
+    if spec.family != family:
+        fits = [s.name for s in LAYOUT_SPECS.values() if s.family == family]
+        raise CheckpointError(
+            f"{source}: layout '{layout}' holds {'a ViT' if spec.family == 'vit' else 'a ResNet'} backbone, "
+            f"but arch='{name}' (a {'ViT' if family == 'vit' else 'ResNet'}) was requested; "
+            f"layouts for that arch: {fits}"
+        )
+    arch = name
     if layout == "sfc_native":
         saved_arch = obj.get("arch")
         if isinstance(saved_arch, str) and saved_arch != arch:
@@ -420,7 +528,7 @@ def load_backbone(
     container, state = found
     where = "at the top level" if container is None else f"in ['{container}']"
 
-    model = build_backbone(arch, seed=seed, padding_mode=spec.padding_mode)
+    model = build(spec.padding_mode)
     weights, n_ignored = _select_backbone_state(
         state, spec, model.state_dict(), arch=arch, source=source, where=where
     )

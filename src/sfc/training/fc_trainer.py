@@ -726,6 +726,7 @@ def train_fc(
             dist.destroy_process_group()
 
 
+@torch.enable_grad()  # training must not inherit a caller's no_grad (e.g. a suspended generator's)
 def _train(
     paths: list[str],
     config: FCTrainConfig,

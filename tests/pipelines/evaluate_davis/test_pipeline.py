@@ -1,26 +1,21 @@
 """``evaluate_davis`` as Kedro runs it: on an in-memory catalog, in a real KedroSession, in the registry.
 
-The session smoke test runs ``KedroSession`` in a child process whose working directory is
-``tmp_path``, on a copy of ``conf/`` with a ``test`` env that points the catalog and MLflow into
-``tmp_path``: nothing is written to the repository's ``data/``, ``mlflow.db``, ``mlruns/`` or
-``info.log``, and the session's global state (project settings, logging handlers, MLflow tracking
-URI) does not leak into other tests.
+The session smoke test runs ``KedroSession`` in a child process through the ``kedro_session``
+fixture of ``tests/pipelines/conftest.py`` (conf copied to ``tmp_path``, catalog and MLflow pointed
+into it): nothing is written to the repository's ``data/``, ``mlflow.db``, ``mlruns/`` or
+``info.log``, and the session's global state does not leak into other tests.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
@@ -30,10 +25,25 @@ from sfc.datasets.davis_results import RUN_INFO, DavisResultsDataset
 from sfc.metrics.davis import GLOBAL_KEYS
 from sfc.pipeline_registry import register_pipelines
 from sfc.pipelines.evaluate_davis import create_pipeline, nodes
-from tests.pipelines.evaluate_davis import BACKBONE, PROPAGATION, RUNTIME, SEQUENCES, davis_params
+from tests.pipelines.conftest import KedroSessionRun
+from tests.pipelines.evaluate_davis import (
+    BACKBONE,
+    FUSION,
+    PROPAGATION,
+    RUNTIME,
+    SEMANTIC,
+    SEQUENCES,
+    davis_params,
+)
 
-REPO = Path(__file__).resolve().parents[3]
-PARAMS = {"params:davis", "params:backbone", "params:propagation", "params:runtime"}
+PARAMS = {
+    "params:davis",
+    "params:backbone",
+    "params:propagation",
+    "params:runtime",
+    "params:semantic",
+    "params:fusion",
+}
 FREE_OUTPUTS = {"davis_metrics", "davis_mlflow_metrics", "davis_per_sequence", "davis_overlays"}
 
 
@@ -43,6 +53,8 @@ def _catalog(root: Path, results: Path, **davis_overrides: Any) -> DataCatalog:
     catalog["params:backbone"] = BACKBONE
     catalog["params:propagation"] = PROPAGATION
     catalog["params:runtime"] = RUNTIME
+    catalog["params:semantic"] = SEMANTIC
+    catalog["params:fusion"] = FUSION
     catalog["davis_predictions"] = DavisResultsDataset(path=str(results))
     return catalog
 
@@ -113,72 +125,14 @@ def test_registry() -> None:
 
 # ------------------------------------------------------------------------------------ KedroSession
 
-_SESSION_SCRIPT = """
-import json, sys
-from pathlib import Path
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-project, conf_source, env, runtime_params = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-bootstrap_project(Path(project))
-with KedroSession.create(
-    project_path=project, env=env, conf_source=conf_source, runtime_params=runtime_params
-) as session:
-    session.run(pipeline_names=["evaluate_davis"])
-"""
-
-
-def _redirect_paths(node: Any, out: Path) -> Any:
-    """Copy of a catalog config with every relative ``path``/``filepath`` moved under ``out``."""
-    if isinstance(node, dict):
-        return {
-            k: str(out / v)
-            if k in ("path", "filepath") and isinstance(v, str) and not Path(v).is_absolute()
-            else _redirect_paths(v, out)
-            for k, v in node.items()
-        }
-    return node
-
-
-def _test_conf(tmp_path: Path) -> Path:
-    """``tmp_path/conf``: the project's base conf plus a ``test`` env writing only under tmp_path."""
-    conf = tmp_path / "conf"
-    shutil.copytree(REPO / "conf" / "base", conf / "base")
-    shutil.copy(REPO / "conf" / "logging.yml", conf / "logging.yml")
-    (conf / "test").mkdir()
-    catalog = yaml.safe_load((conf / "base" / "catalog.yml").read_text())
-    (conf / "test" / "catalog.yml").write_text(yaml.safe_dump(_redirect_paths(catalog, tmp_path)))
-    mlflow_conf = yaml.safe_load((conf / "base" / "mlflow.yml").read_text())
-    mlflow_conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    experiment = mlflow_conf["tracking"]["experiment"]
-    experiment["create_experiment_kwargs"]["artifact_location"] = (tmp_path / "mlruns").as_uri()
-    (conf / "test" / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
-    return conf
-
-
-def test_session_run_logs_to_mlflow(tiny_davis: Path, tmp_path: Path) -> None:
-    conf = _test_conf(tmp_path)
+def test_session_run_logs_to_mlflow(tiny_davis: Path, tmp_path: Path, kedro_session: KedroSessionRun) -> None:
     runtime_params = {
         "davis": {"root": str(tiny_davis), "max_frames": 4},
         "propagation": {"topk": 5, "radius": 4, "context": 3},
         "runtime": {"device": "cpu", "eval_workers": 1, "overlays": 2},
     }
-    env = {
-        **os.environ,
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("KEDRO_LOGGING_CONFIG", None)  # conf/logging.yml is found from the cwd: tmp_path
-    proc = subprocess.run(
-        [sys.executable, "-c", _SESSION_SCRIPT, str(REPO), str(conf), "test", json.dumps(runtime_params)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = kedro_session(["evaluate_davis"], runtime_params)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     metrics = json.loads((tmp_path / "data" / "08_reporting" / "davis" / "metrics.json").read_text())

@@ -19,7 +19,13 @@ from sfc.davis_eval import evaluate_sequences  # noqa: E402
 from sfc.metrics.davis import summarize  # noqa: E402
 from sfc.models.checkpoints import load_backbone  # noqa: E402
 from sfc.viz.overlay import overlay  # noqa: E402
-from sfc.vos import FramePrediction, PropagationConfig, predict_sequences, resolve_device  # noqa: E402
+from sfc.vos import (  # noqa: E402
+    FramePrediction,
+    PropagationConfig,
+    check_fusion,
+    predict_sequences,
+    resolve_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,25 +52,71 @@ def select_sequences(davis: dict[str, Any]) -> list[str]:
     return names
 
 
+def _describe(params: dict[str, Any], info: Any) -> str:
+    where = f", {info.path}, sha256 {info.sha256[:12]}" if info.path else f", seed {params.get('seed', 0)}"
+    return f"{params['arch']} ({info.layout}{where})"
+
+
 def predict_davis(
     sequences: list[str],
     davis: dict[str, Any],
     backbone: dict[str, Any],
     propagation: dict[str, Any],
     runtime: dict[str, Any],
+    semantic: dict[str, Any] | None = None,
+    fusion: dict[str, Any] | None = None,
 ) -> Iterator[FramePrediction]:
     """Propagate each sequence's first-frame masks; predictions stream into the results dataset.
 
+    Args:
+        sequences: names from :func:`select_sequences`.
+        davis: ``davis.*`` parameters.
+        backbone: ``backbone.*``: the (fine-grained) network.
+        propagation: ``propagation.*``.
+        runtime: ``runtime.*``.
+        semantic: ``semantic.*``: optional second network (``arch: null`` or a missing dict = none).
+        fusion: ``fusion.*``: ``lambda`` (SFC eq. 7, paper DAVIS value 1.75) and ``align``
+            (``error`` | ``resize``); read only when ``semantic.arch`` is set.
+
     Returns:
         A lazy iterator of per-frame predictions (consumed frame by frame when saved).
+
+    Raises:
+        ValueError: inconsistent ``semantic`` / ``fusion`` parameters, or backbones whose feature grids
+            differ with ``fusion.align: error``, raised before any frame is read.
     """
+    semantic = semantic or {}
+    fusion = fusion or {}
+    if semantic.get("arch") is None and semantic.get("checkpoint") is not None:
+        raise ValueError(
+            f"semantic.checkpoint is set ({semantic['checkpoint']}) but semantic.arch is null: name the "
+            "semantic backbone's arch, or set semantic.checkpoint to null"
+        )
+    if semantic.get("arch") is not None and fusion.get("lambda") is None:
+        raise ValueError("semantic.arch is set, so fusion.lambda is required (paper, DAVIS: 1.75)")
     model, info = load_backbone(backbone["arch"], backbone.get("checkpoint"), seed=backbone.get("seed", 0))
     device = resolve_device(runtime.get("device", "auto"))
     model.to(device).eval()
-    logger.info(
-        "Backbone %s (%s%s) on %s", backbone["arch"], info.layout,
-        f", {info.path}, sha256 {info.sha256[:12]}" if info.path else f", seed {backbone.get('seed', 0)}", device,
-    )
+    logger.info("Backbone %s on %s", _describe(backbone, info), device)
+    semantic_model = None
+    fusion_lambda, align = 0.0, "error"
+    if semantic.get("arch") is not None:
+        fusion_lambda, align = float(fusion["lambda"]), fusion.get("align", "error")
+        semantic_model, semantic_info = load_backbone(
+            semantic["arch"], semantic.get("checkpoint"), seed=semantic.get("seed", 0)
+        )
+        try:
+            check_fusion(model, semantic_model, fusion_lambda, align)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (parameters: backbone.arch={backbone['arch']}, semantic.arch={semantic['arch']}, "
+                f"fusion.lambda={fusion['lambda']}, fusion.align={align}; set fusion.align=resize to resample)"
+            ) from exc
+        semantic_model.to(device).eval()
+        logger.info(
+            "Late fusion (SFC eq. 7): semantic %s + lambda %.3g x fine-grained, align %s",
+            _describe(semantic, semantic_info), fusion_lambda, align,
+        )
     config = PropagationConfig(
         topk=int(propagation["topk"]),
         temperature=float(propagation["temperature"]),
@@ -73,6 +125,7 @@ def predict_davis(
     )
     return predict_sequences(
         davis["root"], sequences, model, config,
+        semantic_model=semantic_model, fusion_lambda=fusion_lambda, fusion_align=align,
         max_frames=davis.get("max_frames"), scale=float(davis.get("scale", 1.0)), device=device,
     )
 

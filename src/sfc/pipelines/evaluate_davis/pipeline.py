@@ -13,7 +13,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(select_sequences, "params:davis", "davis_sequences", name="select_davis_sequences"),
             Node(
                 predict_davis,
-                ["davis_sequences", "params:davis", "params:backbone", "params:propagation", "params:runtime"],
+                [
+                    "davis_sequences",
+                    "params:davis",
+                    "params:backbone",
+                    "params:propagation",
+                    "params:runtime",
+                    "params:semantic",
+                    "params:fusion",
+                ],
                 "davis_predictions",
                 name="predict_davis",
             ),

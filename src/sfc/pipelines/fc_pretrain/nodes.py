@@ -55,6 +55,8 @@ def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tup
     through torch's elastic launcher (DDP; gloo on CPU, nccl on CUDA).
     """
     params = dict(fc_pretrain)
+    if not params.get("work_dir"):
+        raise ValueError("fc_pretrain.work_dir is not set: the folder for resume checkpoints and metrics")
     work_dir = Path(params.pop("work_dir"))
     nproc = int(params.pop("nproc_per_node", 1))
     config = FCTrainConfig.from_dict(params)
