@@ -125,16 +125,20 @@ def _listing(root: Path, limit: int = 60) -> str:
     return f"found under {root}:\n  {shown or '(nothing)'}{more}{head}"
 
 
-def _npy_group(stem: str) -> tuple[str, str] | None:
+def split_alias_suffix(stem: str, aliases) -> tuple[str, str] | None:
     """Split ``prop_a_features`` / ``prop_a.features`` / ``features`` into (case prefix, key alias)."""
     low = stem.lower()
-    for alias in _ALL_ALIASES:
+    for alias in aliases:
         if low == alias:
             return "", alias
         for sep in ("_", ".", "-"):
             if low.endswith(sep + alias):
                 return stem[: -len(alias) - 1], alias
     return None
+
+
+def _npy_group(stem: str) -> tuple[str, str] | None:
+    return split_alias_suffix(stem, _ALL_ALIASES)
 
 
 def discover_cases(root: Path) -> tuple[list[CaseSpec], list[Path]]:

@@ -49,6 +49,7 @@ from tests.propagation.test_golden import (
     discover_cases,
     is_fusion_case,
     read_case_inputs,
+    split_alias_suffix,
 )
 
 FUSION_ALIASES: dict[str, tuple[str, ...]] = {
@@ -71,14 +72,7 @@ FUSED_ATOL = 1e-5
 # ------------------------------------------------------------------------------------- discovery
 def _npy_split(stem: str) -> tuple[str, str] | None:
     """``prop_fusion_fc_feats`` -> (``prop_fusion``, ``fc_feats``), fusion keys taken whole."""
-    low = stem.lower()
-    for alias in _FUSION_NPY_ALIASES:
-        if low == alias:
-            return "", alias
-        for sep in ("_", ".", "-"):
-            if low.endswith(sep + alias):
-                return stem[: -len(alias) - 1], alias
-    return None
+    return split_alias_suffix(stem, _FUSION_NPY_ALIASES)
 
 
 def fusion_specs(root: Path) -> list[CaseSpec]:
