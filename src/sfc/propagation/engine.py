@@ -106,6 +106,74 @@ def grouped_topk(
     return vals, member, group
 
 
+class BandLayout:
+    """Geometry of the column-band storage of context frames (see :class:`Propagator`).
+
+    Query tiles of ``th x tw`` cells; band ``tx`` holds image columns ``[tx*tw - px, tx*tw + tw + px)``
+    (clipped to the image, padded columns stay zero and are masked out) of every row, so the key window
+    of any tile in that column is a contiguous block of rows.
+
+    Args:
+        h, w: feature grid.
+        tile: (th, tw) query tile (clipped to the grid).
+        radius: the largest strict radius r' the bands must serve (<= 0: no window at all).
+    """
+
+    def __init__(self, h: int, w: int, tile: tuple[int, int], radius: float) -> None:
+        self.h, self.w = h, w
+        self.th, self.tw = min(tile[0], h), min(tile[1], w)
+        # Largest integer offset strictly inside the radius (none if radius <= 0: no short-term keys).
+        self.reach = math.ceil(radius) - 1 if radius > 0 else -1
+        self.py, self.px = max(0, min(self.reach, h - 1)), max(0, min(self.reach, w - 1))
+        self.n_tx = math.ceil(w / self.tw)
+        self.bw = self.tw + 2 * self.px  # band width (columns) per tile column
+        self._bias_cache: dict[tuple[float | int, ...], torch.Tensor] = {}
+
+    def tiles(self) -> list[tuple[int, int]]:
+        """(band/tile column ``tx``, first row ``y0``) of every query tile."""
+        return [(tx, y0) for tx in range(self.n_tx) for y0 in range(0, self.h, self.th)]
+
+    def band_cols(self, tx: int) -> tuple[int, int, int]:
+        """Image columns [xlo, xhi) held by band ``tx`` and the band column where xlo lands."""
+        start = tx * self.tw - self.px  # image column of band column 0 (may be negative)
+        xlo, xhi = max(0, start), min(self.w, start + self.bw)
+        return xlo, xhi, xlo - start
+
+    def store(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Copy frames into band storage: for each (dst, src_hwc), ``dst[tx, y, col] = src_hwc[y, x]``.
+
+        ``dst`` is (n_tx, h, bw, C') (a ring slot already selected), ``src_hwc`` is (h, w, C').
+        """
+        for tx in range(self.n_tx):
+            xlo, xhi, j = self.band_cols(tx)
+            for dst, src in pairs:
+                dst[tx, :, j : j + xhi - xlo] = src[:, xlo:xhi]
+
+    def row_window(self, y0: int, qh: int) -> tuple[int, int]:
+        """Rows [ry0, ry1) of the key window of a tile starting at row ``y0`` with ``qh`` rows."""
+        return max(0, y0 - self.py), min(self.h, y0 + qh + self.py)
+
+    def window_bias(
+        self, tx: int, y0: int, qh: int, qw: int, ry0: int, rh: int, radius: float, device: torch.device
+    ) -> torch.Tensor:
+        """(qh*qw, rh, bw) additive mask: 0 where the key is strictly within ``radius``, else -inf."""
+        xlo, xhi, j = self.band_cols(tx)
+        key = (qh, qw, ry0 - y0, rh, j, xhi - xlo, float(radius))
+        bias = self._bias_cache.get(key)
+        if bias is None:
+            qy = torch.arange(qh, device=device).view(qh, 1, 1, 1)
+            qx = torch.arange(qw, device=device).view(1, qw, 1, 1)
+            ky = torch.arange(rh, device=device).view(1, 1, rh, 1) + (ry0 - y0)
+            kcol = torch.arange(self.bw, device=device).view(1, 1, 1, self.bw)
+            kx = kcol - self.px  # column offset relative to the tile's first column
+            inside = ((ky - qy) ** 2 + (kx - qx) ** 2).float() < float(radius) ** 2
+            inside &= (kcol >= j) & (kcol < j + xhi - xlo)  # padding columns outside the image
+            bias = torch.zeros(inside.shape, device=device).masked_fill_(~inside, float("-inf"))
+            bias = bias.view(qh * qw, rh, self.bw)
+            self._bias_cache[key] = bias
+        return bias
+
+
 class Propagator:
     """Streaming propagation state: feed target frames one at a time with :meth:`step`.
 
@@ -156,58 +224,21 @@ class Propagator:
         self.query_chunk = query_chunk
         if tile is None:
             tile = DEFAULT_TILE_CUDA if self.device.type == "cuda" else DEFAULT_TILE_CPU
-        self.th, self.tw = min(tile[0], h), min(tile[1], w)
-        # Largest integer offset strictly inside the radius (none if radius <= 0: no short-term keys).
-        reach = math.ceil(self.radius) - 1 if self.radius > 0 else -1
-        self.use_window = context > 0 and reach >= 0
-        self.py, self.px = max(0, min(reach, h - 1)), max(0, min(reach, w - 1))
-        self.n_tx = math.ceil(w / self.tw)
-        self.bw = self.tw + 2 * self.px  # band width (columns) per tile column
+        self.layout = lay = BandLayout(h, w, tile, self.radius)
+        self.th, self.tw, self.bw = lay.th, lay.tw, lay.bw
+        self.use_window = context > 0 and lay.reach >= 0
 
         f0 = first_features.to(torch.float32)
         self.keys0 = f0.reshape(C, h * w).clone()  # (C, hw); a copy, never a view of a whole video
         self.labels0 = first_labels.to(self.device, torch.float32).reshape(h * w, self.K).contiguous()
         if self.use_window:
             # Frame f >= 1 lives in ring slot (f - 1) % m; frame 0 has bands of its own while t <= m.
-            self.bands_f = torch.zeros(self.n_tx, context, h, self.bw, C, device=self.device)
-            self.bands_l = torch.zeros(self.n_tx, context, h, self.bw, self.K, device=self.device)
-            self.bands0_f: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, C, device=self.device)
-            self.bands0_l: torch.Tensor | None = torch.zeros(self.n_tx, h, self.bw, self.K, device=self.device)
-            self._store(self.bands0_f, self.bands0_l, f0.permute(1, 2, 0), self.labels0.view(h, w, self.K))
+            self.bands_f = torch.zeros(lay.n_tx, context, h, self.bw, C, device=self.device)
+            self.bands_l = torch.zeros(lay.n_tx, context, h, self.bw, self.K, device=self.device)
+            self.bands0_f: torch.Tensor | None = torch.zeros(lay.n_tx, h, self.bw, C, device=self.device)
+            self.bands0_l: torch.Tensor | None = torch.zeros(lay.n_tx, h, self.bw, self.K, device=self.device)
+            lay.store([(self.bands0_f, f0.permute(1, 2, 0)), (self.bands0_l, self.labels0.view(h, w, self.K))])
         self.t = 1  # index of the next target frame
-        self._bias_cache: dict[tuple[int, ...], torch.Tensor] = {}
-
-    def _band_cols(self, tx: int) -> tuple[int, int, int]:
-        """Image columns [xlo, xhi) held by band ``tx`` and the band column where xlo lands."""
-        start = tx * self.tw - self.px  # image column of band column 0 (may be negative)
-        xlo, xhi = max(0, start), min(self.w, start + self.bw)
-        return xlo, xhi, xlo - start
-
-    def _store(self, dst_f: torch.Tensor, dst_l: torch.Tensor, feats_hwc: torch.Tensor, labels_hwk: torch.Tensor) -> None:
-        """Copy a frame into band storage ``dst_*[tx, y, ..., col]`` (``...`` = slot already selected)."""
-        for tx in range(self.n_tx):
-            xlo, xhi, j = self._band_cols(tx)
-            dst_f[tx, :, j : j + xhi - xlo] = feats_hwc[:, xlo:xhi]
-            dst_l[tx, :, j : j + xhi - xlo] = labels_hwk[:, xlo:xhi]
-
-    def _window_bias(self, tx: int, y0: int, qh: int, qw: int, ry0: int, rh: int) -> torch.Tensor:
-        """(qh*qw, rh, bw) additive mask: 0 where the key is strictly within the radius, else -inf."""
-        xlo, xhi, j = self._band_cols(tx)
-        key = (qh, qw, ry0 - y0, rh, j, xhi - xlo)
-        bias = self._bias_cache.get(key)
-        if bias is None:
-            dev = self.device
-            qy = torch.arange(qh, device=dev).view(qh, 1, 1, 1)
-            qx = torch.arange(qw, device=dev).view(1, qw, 1, 1)
-            ky = torch.arange(rh, device=dev).view(1, 1, rh, 1) + (ry0 - y0)
-            kcol = torch.arange(self.bw, device=dev).view(1, 1, 1, self.bw)
-            kx = kcol - self.px  # column offset relative to the tile's first column
-            inside = ((ky - qy) ** 2 + (kx - qx) ** 2).float() < self.radius**2
-            inside &= (kcol >= j) & (kcol < j + xhi - xlo)  # padding columns outside the image
-            bias = torch.zeros(inside.shape, device=dev).masked_fill_(~inside, float("-inf"))
-            bias = bias.view(qh * qw, rh, self.bw)
-            self._bias_cache[key] = bias
-        return bias
 
     def _first_frame_topk(self, q_flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k similarities of queries against all of frame 0: values and flat indices, (n, k)."""
@@ -218,6 +249,7 @@ class Propagator:
     def _tile(self, tx: int, y0: int, q_all: torch.Tensor, out: torch.Tensor, n_ring: int, n_zero: int) -> None:
         """Propagate to one query tile; writes its (qh, qw, K) block of ``out``."""
         h, w, K, k, C, bw = self.h, self.w, self.K, self.topk, self.C, self.bw
+        lay = self.layout
         x0 = tx * self.tw
         qh, qw = min(self.th, h - y0), min(self.tw, w - x0)
         n = qh * qw
@@ -225,9 +257,9 @@ class Propagator:
         v0, i0 = self._first_frame_topk(q)
         cand_v, cand_l = [v0], [self.labels0[i0]]
         if self.use_window:
-            ry0, ry1 = max(0, y0 - self.py), min(h, y0 + qh + self.py)
+            ry0, ry1 = lay.row_window(y0, qh)
             rh = ry1 - ry0
-            bias = self._window_bias(tx, y0, qh, qw, ry0, rh)  # (n, rh, bw)
+            bias = lay.window_bias(tx, y0, qh, qw, ry0, rh, self.radius, self.device)  # (n, rh, bw)
             if n_ring > 0:
                 # (n_ring, rh*bw, C): one contiguous block per slot, slots at a fixed stride: no copy.
                 keys = self.bands_f[tx, :n_ring, ry0:ry1].reshape(n_ring, rh * bw, C)
@@ -277,7 +309,7 @@ class Propagator:
         n_zero = max(0, m - t + 1) if self.use_window else 0  # padded copies of frame 0 in the context
         n_ring = m - n_zero if self.use_window else 0  # frames >= 1 in the ring (slots 0..n_ring-1)
         out = torch.empty(self.h, self.w, self.K, device=self.device)
-        tiles = [(tx, y0) for tx in range(self.n_tx) for y0 in range(0, self.h, self.th)]
+        tiles = self.layout.tiles()
         with tile_parallelism(self.device) as pool:
             if pool is None:
                 for tx, y0 in tiles:
@@ -286,7 +318,7 @@ class Propagator:
                 list(pool.map(lambda a: self._tile(a[0], a[1], q_all, out, n_ring, n_zero), tiles))
         if self.use_window:
             slot = (t - 1) % m
-            self._store(self.bands_f[:, slot], self.bands_l[:, slot], q_all, out)
+            self.layout.store([(self.bands_f[:, slot], q_all), (self.bands_l[:, slot], out)])
             if n_zero <= 1:
                 self.bands0_f = self.bands0_l = None  # frame 0 has left the short-term context for good
         self.t += 1
