@@ -1,0 +1,33 @@
+"""Wiring of ``cache_features`` (see nodes.py for what each step does).
+
+``select_davis_sequences`` is the very node of ``evaluate_davis`` (same function, inputs, outputs and
+name), so ``kedro run --pipelines cache_features,evaluate_davis`` runs it once.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from sfc.pipelines.cache_features.nodes import plan_feature_cache
+from sfc.pipelines.evaluate_davis.nodes import select_sequences
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(select_sequences, "params:davis", "davis_sequences", name="select_davis_sequences"),
+            Node(
+                plan_feature_cache,
+                [
+                    "davis_sequences",
+                    "params:davis",
+                    "params:backbone",
+                    "params:semantic",
+                    "params:runtime",
+                    "params:cache_features",
+                ],
+                "feature_cache",
+                name="plan_feature_cache",
+            ),
+        ]
+    )
