@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from sfc.pipelines import evaluate_davis, extract_frames, fc_pretrain
+from sfc.pipelines import cache_features, evaluate_davis, extract_frames, fc_pretrain, fusion_search
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to ``Pipeline`` objects."""
     pipelines = {
+        "cache_features": cache_features.create_pipeline(),
         "evaluate_davis": evaluate_davis.create_pipeline(),
         "extract_frames": extract_frames.create_pipeline(),
         "fc_pretrain": fc_pretrain.create_pipeline(),
+        "fusion_search": fusion_search.create_pipeline(),
     }
     pipelines["__default__"] = pipelines["evaluate_davis"]
     return pipelines

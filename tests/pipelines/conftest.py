@@ -69,32 +69,37 @@ def make_test_conf(tmp_path: Path) -> Path:
     return conf
 
 
-KedroSessionRun = Callable[[list[str], dict[str, Any]], subprocess.CompletedProcess]
+KedroSessionRun = Callable[..., subprocess.CompletedProcess]
 
 
 @pytest.fixture()
 def kedro_session(tmp_path: Path) -> KedroSessionRun:
-    """``run(pipeline_names, runtime_params)``: one ``KedroSession.run`` in a child process (see above).
+    """``run(pipeline_names, runtime_params, env="test")``: one ``KedroSession.run`` in a child process.
+
+    Another ``env`` (a folder of ``tmp_path/conf``) replaces the ``test`` env: copy ``conf/test``'s
+    catalog and mlflow files into it to keep outputs under tmp_path.
 
     The MLflow store is ``sqlite:///<tmp_path>/mlflow.db`` with artifacts under ``tmp_path/mlruns``;
     relative catalog paths land under ``tmp_path`` (e.g. ``tmp_path/data/06_models/fc/fc.pth``).
     """
     conf = make_test_conf(tmp_path)
-    env = {
+    os_env = {
         **os.environ,
         "KEDRO_DISABLE_TELEMETRY": "1",
         "DO_NOT_TRACK": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("KEDRO_LOGGING_CONFIG", None)  # conf/logging.yml is found from the cwd: tmp_path
+    os_env.pop("MLFLOW_TRACKING_URI", None)
+    os_env.pop("KEDRO_LOGGING_CONFIG", None)  # conf/logging.yml is found from the cwd: tmp_path
 
-    def run(pipeline_names: list[str], runtime_params: dict[str, Any]) -> subprocess.CompletedProcess:
-        args = [str(REPO), str(conf), "test", json.dumps(pipeline_names), json.dumps(runtime_params)]
+    def run(
+        pipeline_names: list[str], runtime_params: dict[str, Any], env: str = "test"
+    ) -> subprocess.CompletedProcess:
+        args = [str(REPO), str(conf), env, json.dumps(pipeline_names), json.dumps(runtime_params)]
         return subprocess.run(
             [sys.executable, "-c", _SESSION_SCRIPT, *args],
             cwd=tmp_path,
-            env=env,
+            env=os_env,
             capture_output=True,
             text=True,
             timeout=300,

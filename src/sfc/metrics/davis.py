@@ -51,6 +51,7 @@ __all__ = [
     "mean",
     "recall",
     "region_similarity",
+    "score_frame",
     "summarize",
 ]
 
@@ -236,6 +237,37 @@ def boundary_measure(
     valid3 = np.ones_like(gt3) if void is None else ~void.reshape(gt3.shape)
     scores = [_f_measure_frame(p, g, v, footprint) for p, g, v in zip(pred3, gt3, valid3, strict=True)]
     return np.asarray(scores, dtype=np.float64).reshape(pred.shape[:-2])
+
+
+def score_frame(
+    pred: np.ndarray, gt: np.ndarray, n_objects: int, *, bound_th: float = 0.008
+) -> tuple[np.ndarray, np.ndarray]:
+    """J and F of objects ``1..n_objects`` in one frame, as :func:`evaluate_sequence` computes them.
+
+    For streaming evaluation (many predictions of one frame scored without holding whole videos):
+    ``evaluate_sequence(gt, pred)[obj].J[t - 1] == score_frame(pred[t], gt[t], n)[0][obj - 1]``.
+
+    Args:
+        pred: ``(H, W)`` predicted id map.
+        gt: ``(H, W)`` ground-truth id map (255 = void counts as background, as in the official code).
+        n_objects: number of objects of the sequence (``max`` id of its first ground-truth frame).
+        bound_th: boundary tolerance of F (see :func:`boundary_measure`).
+
+    Returns:
+        ``(J, F)``, two float64 arrays of shape ``(n_objects,)``.
+    """
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape or pred.ndim != 2:
+        raise ValueError(f"pred and gt must be (H, W) id maps of one shape, got {pred.shape} and {gt.shape}")
+    footprint = _disk(_bound_pix(gt.shape, bound_th))
+    valid = np.ones(gt.shape, dtype=bool)
+    j = np.empty(n_objects)
+    f = np.empty(n_objects)
+    for i, obj in enumerate(range(1, n_objects + 1)):
+        p, g = pred == obj, gt == obj
+        j[i] = region_similarity(p, g)
+        f[i] = _f_measure_frame(p, g, valid, footprint)
+    return j, f
 
 
 # ----------------------------------------------------------------------------------------------------

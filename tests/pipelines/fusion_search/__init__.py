@@ -1,0 +1,1 @@
+"""Tests of the ``fusion_search`` pipeline (tiny CPU settings on the ``tiny_davis`` fixture)."""
