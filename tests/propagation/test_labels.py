@@ -98,3 +98,14 @@ def test_roundtrip_recovers_large_regions() -> None:
     back = upsample_argmax(downsample_labels(F.one_hot(labels, 3).float(), (8, 12)), (64, 96))
     assert (back == labels).float().mean().item() > 0.95
     assert int(back[24, 36]) == 1 and int(back[56, 80]) == 2 and int(back[2, 2]) == 0
+
+
+@pytest.mark.parametrize("K", [1, 2, 5, 9])
+def test_argmax_channels_equals_torch_argmax_including_ties(K: int) -> None:
+    from sfc.propagation.labels import argmax_channels
+
+    gen = torch.Generator().manual_seed(K)
+    y = torch.rand(K, 37, 53, generator=gen)
+    y[:, :10] = 0.25  # every channel tied: the first wins
+    y[: K // 2 + 1, 20:25] = 2.0  # ties between the first channels
+    assert torch.equal(argmax_channels(y), y.argmax(dim=0))

@@ -42,5 +42,27 @@ def upsample_argmax(soft: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         (H, W) int64 channel indices.
     """
     x = soft.to(torch.float32).permute(2, 0, 1).unsqueeze(0)
-    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return y[0].argmax(dim=0)
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False)[0]
+    return argmax_channels(y)
+
+
+def argmax_channels(y: torch.Tensor) -> torch.Tensor:
+    """``y.argmax(dim=0)`` for (K, H, W) maps with few channels, ~10x faster on CPU.
+
+    Why: a reduction over the outer dimension of a (K, H, W) tensor runs at ~70 ms for K=5 at 480p on
+    CPU (strided), while K running elementwise comparisons take ~7 ms. The first maximum wins on ties,
+    as with ``argmax`` (strict ``>``).
+
+    Args:
+        y: (K, H, W) finite scores.
+
+    Returns:
+        (H, W) int64 channel indices.
+    """
+    best = y[0].clone()
+    idx = torch.zeros(y.shape[1:], dtype=torch.long, device=y.device)
+    for k in range(1, y.shape[0]):
+        better = y[k] > best
+        idx.masked_fill_(better, k)
+        torch.maximum(best, y[k], out=best)
+    return idx
