@@ -16,10 +16,16 @@ No Kedro / MLflow here: the ``fusion_search`` pipeline wraps these functions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -227,3 +233,56 @@ def summarize_grid(table: pd.DataFrame) -> pd.DataFrame:
     agg = agg.sort_values(["JF_mean", "config"], ascending=[False, True], kind="stable").reset_index(drop=True)
     agg["rank"] = np.arange(1, len(agg) + 1)
     return agg
+
+
+def search_signature(points: Sequence[GridPoint], sequence: str, frames: Sequence[str], **inputs: Any) -> str:
+    """SHA-256 of everything one sequence's results depend on (grid, frames, feature keys, align ...).
+
+    ``inputs`` must be JSON-serialisable (e.g. the two feature keys' ``to_dict()`` and ``align``).
+    """
+    payload = {
+        "points": [p.as_dict() for p in points],
+        "sequence": sequence,
+        "frames": list(frames),
+        "inputs": inputs,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class PartialResults:
+    """Per-sequence result tables of a running search, so an interrupted search resumes.
+
+    ``<root>/<sequence>-<signature[:16]>.parquet`` holds the :func:`results_table` rows of one
+    sequence; the signature (:func:`search_signature`) covers the grid, the frames and the feature
+    keys, so a changed input never reuses old rows. Files are written atomically (temp + rename).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sequence: str, signature: str) -> Path:
+        return self.root / f"{sequence}-{signature[:16]}.parquet"
+
+    def load(self, sequence: str, signature: str) -> pd.DataFrame | None:
+        """The stored rows, or None when absent or unreadable (then they are recomputed)."""
+        path = self.path(sequence, signature)
+        if not path.is_file():
+            return None
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # a damaged file is recomputed, not fatal
+            logger.warning("%s: unreadable partial results (%s); recomputing", path, exc)
+            return None
+
+    def save(self, sequence: str, signature: str, rows: pd.DataFrame) -> Path:
+        path = self.path(sequence, signature)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            rows.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path

@@ -136,6 +136,16 @@ def _simsiam(src: State) -> dict[str, Any]:
     return {"epoch": 100, "arch": "resnet18", "state_dict": {**encoder, **predictor}, "optimizer": _OPTIM}
 
 
+def _byol(src: State) -> dict[str, Any]:
+    """A solo-learn BYOL Lightning checkpoint: backbone (fc = Identity), momentum copy, heads."""
+    bb = {k: v for k, v in _bb(src, "").items() if not k.startswith("fc.")}
+    state: State = {"backbone." + k: v for k, v in bb.items()}
+    state.update(_placeholders(bb, "momentum_backbone."))
+    state.update({"projector.0.weight": torch.randn(16, 512), "momentum_projector.0.weight": torch.randn(16, 512),
+                  "predictor.0.weight": torch.randn(16, 16), "classifier.weight": torch.randn(10, 512)})
+    return {"epoch": 399, "global_step": 1000, "pytorch-lightning_version": "2.1.0", "state_dict": state}
+
+
 def _pixpro(src: State) -> dict[str, Any]:
     model = {
         **_bb(src, "module.encoder."), **_placeholders(_bb(src, ""), "module.encoder_k."),
@@ -173,6 +183,7 @@ VARIANTS: dict[str, tuple[str, Callable[[State], Any]]] = {
     "moco_v1": ("moco", lambda s: _moco(s, v2=False)),
     "moco_v2": ("moco", lambda s: _moco(s, v2=True)),
     "simsiam": ("simsiam", _simsiam),
+    "byol": ("byol", _byol),
     "pixpro": ("pixpro", _pixpro),
     "crw": ("crw", lambda s: _crw(s, quirk=False)),
     "crw_quirk": ("crw", lambda s: _crw(s, quirk=True)),

@@ -18,6 +18,10 @@ by SFC's ``models/encoder.py``; ``<bb>`` = torchvision ResNet keys such as ``con
   v2 ``fc.0.*`` / ``fc.2.*``) ignored.
 * ``simsiam``: under ``['state_dict']``, backbone keys ``module.encoder.<bb>``; the projector
   ``module.encoder.fc.*`` and ``module.predictor.*`` ignored.
+* ``byol`` (BYOL as trained by solo-learn, a PyTorch Lightning checkpoint): under ``['state_dict']``,
+  backbone keys ``backbone.<bb>``; ``momentum_backbone.*``, ``projector.*``, ``momentum_projector.*``,
+  ``predictor.*`` and ``classifier.*`` ignored. (BYOL weights converted to plain torchvision keys,
+  e.g. from DeepMind's release, load as ``torchvision``.)
 * ``pixpro``: under ``['model']``, backbone keys ``module.encoder.<bb>``; ``module.encoder_k.*``,
   ``module.projector*`` (incl. ``_k`` / ``_instance``), ``module.predictor.*`` and
   ``module.value_transform.*`` ignored.
@@ -164,6 +168,12 @@ LAYOUT_SPECS: dict[str, LayoutSpec] = {
     "crw": LayoutSpec("crw", ("model",), "encoder.model.", ("selfsim_fc.",), padding_mode="reflect"),
     "moco": LayoutSpec("moco", ("state_dict",), "module.encoder_q.", ("module.encoder_k.", "module.queue")),
     "simsiam": LayoutSpec("simsiam", ("state_dict",), "module.encoder.", ("module.predictor.",)),
+    "byol": LayoutSpec(
+        "byol",
+        ("state_dict",),
+        "backbone.",
+        ("momentum_backbone.", "projector.", "momentum_projector.", "predictor.", "classifier."),
+    ),
     "torchvision": LayoutSpec("torchvision", (None, "state_dict", "model"), ""),
     "dino": LayoutSpec("dino", (None,), "", family="vit"),
     "dino_teacher": LayoutSpec(

@@ -142,3 +142,22 @@ def test_search_on_different_grids_needs_align_resize(tiny_davis: Path, tmp_path
     )
     assert len(table) == 8 and isinstance(table, pd.DataFrame)
     assert fine.shape[0] == 4
+
+
+def test_search_resumes_finished_sequences_from_work_dir(tiny_davis: Path, cached: Path, tmp_path: Path, monkeypatch) -> None:
+    import sfc.pipelines.fusion_search.nodes as nodes
+
+    grid = {**GRID, "work_dir": str(tmp_path / "work")}
+    first = _search(tiny_davis, cached, fusion_search=grid)
+    assert len(list((tmp_path / "work").glob("*.parquet"))) == 2
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished sequence was recomputed")
+
+    monkeypatch.setattr(nodes, "search_sequence", boom)
+    again = _search(tiny_davis, cached, fusion_search=grid)
+    pd.testing.assert_frame_equal(first, again)
+    # Another grid is another signature: computed, not served from the old rows.
+    with pytest.raises(AssertionError, match="recomputed"):
+        _search(tiny_davis, cached, fusion_search={**grid, "topks": [3]})
+    assert list(first["sequence"][:2]) == ["demo-00", "demo-01"] and list(first["config"][:2]) == [0, 0]

@@ -45,6 +45,7 @@ def test_session_cache_search_then_evaluate_best(tiny_davis: Path, tmp_path: Pat
     best = json.loads((out / "best.json").read_text())
     summary = pd.read_csv(out / "summary.csv")
     assert best["JF_mean"] == round(summary["JF_mean"].max(), 6) and best["configurations"] == 8
+    assert isinstance(best["topk"], int) and isinstance(best["context"], int)
     assert (out / "heatmap.png").stat().st_size > 1000
 
     # MLflow: the pipeline run holds the table + heatmap and the best scores; one child run per configuration.

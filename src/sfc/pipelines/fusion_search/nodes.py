@@ -25,7 +25,14 @@ import pandas as pd  # noqa: E402
 from sfc.data.davis import load_sequence, resolve_sequences  # noqa: E402
 from sfc.features.cache import FeatureCache, backbone_key  # noqa: E402
 from sfc.fusion import check_fusion_args  # noqa: E402
-from sfc.fusion_search import POINT_COLUMNS, results_table, search_sequence, summarize_grid  # noqa: E402
+from sfc.fusion_search import (  # noqa: E402
+    POINT_COLUMNS,
+    PartialResults,
+    results_table,
+    search_sequence,
+    search_signature,
+    summarize_grid,
+)
 from sfc.propagation.grid import GridPoint, make_grid  # noqa: E402
 from sfc.vos import resolve_device  # noqa: E402
 
@@ -139,10 +146,26 @@ def search_fusion_grid(
         len(points), *(sorted({getattr(p, a) for p in points}) for a in ("lam", "topk", "radius", "temperature", "context")),
         len(seqs), key_sem.slug, key_fine.slug, device,
     )
-    results = []
+    # Finished sequences are kept under fusion_search.work_dir: a rerun after a crash resumes.
+    partial = PartialResults(fusion_search["work_dir"]) if fusion_search.get("work_dir") else None
+    tables = []
     for seq, (sem, fine) in zip(seqs, opened, strict=True):
-        results.append(search_sequence(seq, sem, fine, points, align=align, device=device))
-    return results_table(results, points)
+        signature = search_signature(
+            points, seq.name, seq.frame_names, semantic=key_sem.to_dict(), fine=key_fine.to_dict(), align=align,
+            root=str(root.resolve()),
+        )
+        rows = partial.load(seq.name, signature) if partial is not None else None
+        if rows is not None:
+            logger.info("%s: results reused from %s", seq.name, partial.path(seq.name, signature))
+        else:
+            rows = results_table([search_sequence(seq, sem, fine, points, align=align, device=device)], points)
+            if partial is not None:
+                partial.save(seq.name, signature, rows)
+        tables.append(rows)
+    order = {name: i for i, name in enumerate(sequences)}
+    table = pd.concat(tables, ignore_index=True)
+    table = table.sort_values(["config", "sequence"], key=lambda c: c.map(order) if c.name == "sequence" else c)
+    return table.reset_index(drop=True)
 
 
 def _run_name(row: Any) -> str:
@@ -173,7 +196,7 @@ def summarize_fusion_search(
         logger.info("Logged %d MLflow child runs (one per configuration)", len(summary))
     best = summary.iloc[0]
     best_dict = {
-        **{c: _plain(best[c]) for c in POINT_COLUMNS},
+        **{c: _plain(c, best[c]) for c in POINT_COLUMNS},
         **{m: round(float(best[m]), 6) for m in ("JF_mean", "J_mean", "F_mean")},
         "configurations": len(summary),
         "sequences": int(best["sequences"]),
@@ -189,11 +212,12 @@ def summarize_fusion_search(
     return summary, best_dict, {k: {"value": v, "step": 0} for k, v in tracked.items()}
 
 
-def _plain(v: Any) -> float | int:
-    """numpy scalar -> int or float (YAML/JSON-safe); integral floats of int columns stay ints."""
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    return float(v)
+def _plain(column: str, v: Any) -> float | int:
+    """A configuration value as a plain int (top-k, context) or float (YAML/JSON-safe).
+
+    The summary may come back from CSV with integer columns as floats; they are ints again here.
+    """
+    return int(v) if column in ("topk", "context") else float(v)
 
 
 def plot_fusion_heatmap(summary: pd.DataFrame):
