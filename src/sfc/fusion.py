@@ -89,6 +89,34 @@ def resize_to(feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.normalize(feats, dim=-3)
 
 
+def align_grids(semantic: torch.Tensor, fine: torch.Tensor, align: Align, *, where: str = "") -> torch.Tensor:
+    """``semantic`` on ``fine``'s spatial grid, or a clear error.
+
+    Args:
+        semantic: (..., Cs, h', w') features.
+        fine: (..., Cf, h, w) features whose grid labels live on.
+        align: ``"error"``: different grids raise; ``"resize"``: :func:`resize_to` (h, w).
+        where: prefix of the error message (e.g. the sequence and frame).
+
+    Returns:
+        ``semantic`` itself when the grids match, else the resampled, re-normalised map.
+
+    Raises:
+        ValueError: different spatial sizes with ``align="error"``.
+    """
+    if semantic.shape[-2:] == fine.shape[-2:]:
+        return semantic
+    if align != "resize":
+        raise ValueError(
+            f"{where}cannot fuse feature maps of different spatial sizes: semantic (..., C, h, w) = "
+            f"{tuple(semantic.shape)} vs fine {tuple(fine.shape)}. The backbones' strides or input scales "
+            "differ (e.g. ViT-S/16: 16, ResNet: 8); pass align='resize' (parameter fusion.align=resize) to "
+            "resample the semantic map onto the fine grid, or use backbones of equal stride (e.g. ViT-S/8 "
+            "with a ResNet)"
+        )
+    return resize_to(semantic, (fine.shape[-2], fine.shape[-1]))
+
+
 def late_fusion(
     semantic: torch.Tensor, fine: torch.Tensor, lam: float, *, align: Align = "error"
 ) -> torch.Tensor:
@@ -120,15 +148,7 @@ def late_fusion(
             f"semantic features {tuple(semantic.shape)} and fine features {tuple(fine.shape)} have "
             "different leading (batch / time) dims"
         )
-    if semantic.shape[-2:] != fine.shape[-2:]:
-        if align == "error":
-            raise ValueError(
-                f"cannot fuse feature maps of different spatial sizes: semantic (..., C, h, w) = "
-                f"{tuple(semantic.shape)} vs fine {tuple(fine.shape)}. The backbones' strides probably "
-                "differ (e.g. ViT-S/16: 16, ResNet: 8); pass align='resize' to resample the semantic "
-                "map onto the fine grid, or use backbones of equal stride (e.g. ViT-S/8 with a ResNet)"
-            )
-        semantic = resize_to(semantic, (fine.shape[-2], fine.shape[-1]))
+    semantic = align_grids(semantic, fine, align)
     dtype = torch.promote_types(semantic.dtype, fine.dtype)
     s = F.normalize(semantic.to(dtype), dim=-3)
     f = F.normalize(fine.to(dtype), dim=-3)

@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sfc.data.davis import DavisSequence, read_mask
-from sfc.fusion import Align, check_fusion_args, resize_to
+from sfc.fusion import Align, align_grids, check_fusion_args
 from sfc.metrics.davis import VOID_ID, ObjectScores, score_frame
 from sfc.propagation.grid import GridPoint, iter_grid_propagate
 from sfc.propagation.labels import downsample_labels, upsample_argmax
@@ -74,15 +74,7 @@ def _aligned_pairs(
     for t, (s, f) in enumerate(zip(semantic, fine, strict=True)):
         if device is not None:
             s, f = s.to(device), f.to(device)
-        if s.shape[-2:] != f.shape[-2:]:
-            if align != "resize":
-                raise ValueError(
-                    f"sequence {name!r}, frame {t}: cannot fuse feature maps of different spatial sizes: "
-                    f"semantic (C, h, w) = {tuple(s.shape)} vs fine {tuple(f.shape)}. The backbones' strides "
-                    "or input scales differ; set fusion.align=resize to resample the semantic features onto "
-                    "the fine grid, or use backbones of equal stride"
-                )
-            s = resize_to(s, (f.shape[-2], f.shape[-1]))
+        s = align_grids(s, f, align, where=f"sequence {name!r}, frame {t}: ")
         yield s, f
 
 

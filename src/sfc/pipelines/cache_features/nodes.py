@@ -17,6 +17,7 @@ from sfc.data.davis import iter_frames, load_sequence
 from sfc.features.cache import FeatureJob, FeatureKey, backbone_key
 from sfc.models.backbones import iter_features
 from sfc.models.checkpoints import load_backbone
+from sfc.pipelines.evaluate_davis.nodes import check_semantic_params
 from sfc.vos import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,7 @@ def plan_feature_cache(
     """
     semantic = semantic or {}
     cache_features = cache_features or {}
-    if semantic.get("arch") is None and semantic.get("checkpoint") is not None:
-        raise ValueError(
-            f"semantic.checkpoint is set ({semantic['checkpoint']}) but semantic.arch is null: name the "
-            "semantic backbone's arch, or set semantic.checkpoint to null"
-        )
+    check_semantic_params(semantic)
     batch_size = int(cache_features.get("batch_size", 4))
     if batch_size < 1:
         raise ValueError(f"cache_features.batch_size must be >= 1, got {batch_size}")

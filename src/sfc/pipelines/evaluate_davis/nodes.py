@@ -52,6 +52,15 @@ def select_sequences(davis: dict[str, Any]) -> list[str]:
     return names
 
 
+def check_semantic_params(semantic: dict[str, Any]) -> None:
+    """Refuse ``semantic.checkpoint`` without ``semantic.arch`` (a checkpoint that would be ignored)."""
+    if semantic.get("arch") is None and semantic.get("checkpoint") is not None:
+        raise ValueError(
+            f"semantic.checkpoint is set ({semantic['checkpoint']}) but semantic.arch is null: name the "
+            "semantic backbone's arch, or set semantic.checkpoint to null"
+        )
+
+
 def _describe(params: dict[str, Any], info: Any) -> str:
     where = f", {info.path}, sha256 {info.sha256[:12]}" if info.path else f", seed {params.get('seed', 0)}"
     return f"{params['arch']} ({info.layout}{where})"
@@ -87,11 +96,7 @@ def predict_davis(
     """
     semantic = semantic or {}
     fusion = fusion or {}
-    if semantic.get("arch") is None and semantic.get("checkpoint") is not None:
-        raise ValueError(
-            f"semantic.checkpoint is set ({semantic['checkpoint']}) but semantic.arch is null: name the "
-            "semantic backbone's arch, or set semantic.checkpoint to null"
-        )
+    check_semantic_params(semantic)
     if semantic.get("arch") is not None and fusion.get("lambda") is None:
         raise ValueError("semantic.arch is set, so fusion.lambda is required (paper, DAVIS: 1.75)")
     model, info = load_backbone(backbone["arch"], backbone.get("checkpoint"), seed=backbone.get("seed", 0))
