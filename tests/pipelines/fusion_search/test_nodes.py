@@ -49,6 +49,7 @@ def test_validation_list_unknown_sequences_are_named(tiny_davis: Path) -> None:
     davis = davis_params(tiny_davis)
     assert select_validation_sequences(davis, GRID) == ["demo-00", "demo-01"]
     assert select_validation_sequences(davis, {**GRID, "sequences": ["demo-01"]}) == ["demo-01"]
+    assert select_validation_sequences(davis, {**GRID, "sequences": "demo-01"}) == ["demo-01"]  # from --params
     with pytest.raises(DavisFormatError, match="unknown sequence.*'nope'.*demo-00"):
         select_validation_sequences(davis, {**GRID, "sequences": ["demo-00", "nope"]})
     with pytest.raises(ValueError, match="empty list"):

@@ -88,6 +88,8 @@ def select_validation_sequences(davis: dict[str, Any], fusion_search: dict[str, 
     """
     root = Path(davis["root"])
     wanted = fusion_search.get("sequences")
+    if isinstance(wanted, str):  # `--params fusion_search.sequences=bear`: one name, not its letters
+        wanted = [wanted]
     if wanted is not None and len(wanted) == 0:
         raise ValueError("fusion_search.sequences is an empty list: name validation sequences, or null for davis.*")
     if wanted is None:
