@@ -17,6 +17,7 @@ No Kedro / MLflow here: the ``fusion_search`` pipeline wraps these functions.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sfc.data.davis import DavisSequence, read_mask
+from sfc.data.davis import DavisSequence, onehot, read_mask
 from sfc.fusion import Align, align_grids, check_fusion_args
 from sfc.metrics.davis import VOID_ID, ObjectScores, score_frame
 from sfc.propagation.grid import GridPoint, iter_grid_propagate
@@ -110,9 +111,9 @@ def search_sequence(
         ValueError: feature maps of different spatial sizes (``align="error"``), a number of feature
             frames different from the sequence's, or an invalid configuration.
     """
-    check_fusion_args(points[0].lam if points else 0.0, align)
     if not points:
         raise ValueError("the fusion grid is empty: no configuration to score")
+    check_fusion_args(0.0, align)
     T = seq.num_frames
     if T < 3:
         raise ValueError(f"sequence {seq.name!r}: need at least 3 frames (first and last are not scored), got {T}")
@@ -120,9 +121,8 @@ def search_sequence(
     n_objects = int(np.max(np.where(first == VOID_ID, 0, first)))
     ids = np.array([0, *seq.object_ids], dtype=np.uint8)
     H, W = seq.size
-    onehot = torch.from_numpy(
-        np.stack([first == i for i in ids], axis=-1).astype(np.float32)
-    )  # (H, W, K), channel 0 = background
+    # (H, W, K), channel 0 = background: the same labels as evaluate_davis (void counts as background)
+    first_onehot = torch.from_numpy(onehot(first, seq.object_ids))
     t0 = time.perf_counter()
     j_hist = np.zeros((len(points), n_objects, T - 2))
     f_hist = np.zeros((len(points), n_objects, T - 2))
@@ -132,11 +132,11 @@ def search_sequence(
     except StopIteration:
         raise ValueError(f"sequence {seq.name!r}: no feature frames") from None
     h, w = f0.shape[-2:]
-    labels0 = downsample_labels(onehot, (int(h), int(w))).to(f0.device)
+    labels0 = downsample_labels(first_onehot, (int(h), int(w))).to(f0.device)
     bar = tqdm(total=T, desc=f"{seq.name} x {len(points)} configs", unit="frame", disable=not progress, leave=False)
     n_seen = 0
     try:
-        for t, outs in enumerate(iter_grid_propagate(_chain((s0, f0), pairs), labels0, points, tile=tile)):
+        for t, outs in enumerate(iter_grid_propagate(itertools.chain([(s0, f0)], pairs), labels0, points, tile=tile)):
             if t >= T:
                 raise ValueError(f"sequence {seq.name!r}: more feature frames than its {T} frames")
             n_seen += 1
@@ -171,11 +171,6 @@ def search_sequence(
         "%s: %d configurations x %d frames (features %dx%d) in %.1f s", seq.name, len(points), T, h, w, seconds
     )
     return SequenceSearch(seq.name, n_objects, T, seconds, scores)
-
-
-def _chain(first: tuple[torch.Tensor, torch.Tensor], rest: Iterator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    yield first
-    yield from rest
 
 
 def results_table(results: Sequence[SequenceSearch], points: Sequence[GridPoint]) -> pd.DataFrame:
