@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m sfc.demo_data data/01_raw/demo_davis
+	$(BIN)/sfc demo-data data/01_raw/demo_davis
 	$(BIN)/kedro run --env demo --pipelines extract_frames,fc_pretrain
 	$(BIN)/kedro run --env demo --pipelines evaluate_davis
 	$(BIN)/python -m sfc.cli show-metrics data/08_reporting/davis/metrics.json

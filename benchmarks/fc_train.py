@@ -1,11 +1,12 @@
 """Images/second of FC training: the project's trainer vs. a plain fp32 loop (prints a Markdown table).
 
-"ours" runs :func:`sfc.training.fc_trainer.train_fc` end to end on generated JPEG frames (DataLoader
+"ours" runs :func:`sfc.training.train_fc` end to end on generated JPEG frames (DataLoader
 workers, coordinate-aware crops, EMA schedule, logging; on CUDA bf16 autocast + channels_last).
 "plain" is the obvious loop written for the comparison: the same model and optimizer, fp32, default
 memory format, with crops taken in the main process. Both run the same number of steps after one
 warm-up step; images/second counts frames (each gives two crops). On CPU both compute in fp32, so
-the goal is "not slower"; on a GPU the goal is >= 2x from bf16 + channels_last.
+the goal is "not slower"; on a GPU the goal is >= 2x from bf16 + channels_last. The trainer's other
+options come from ``fc_pretrain`` in conf/base/parameters_fc_pretrain.yml (it has no defaults in code).
 
     python benchmarks/fc_train.py [--steps 4 --batch-size 16 --image-size 128 --device auto]
 """
@@ -13,6 +14,7 @@ the goal is "not slower"; on a GPU the goal is >= 2x from bf16 + channels_last.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
 import tempfile
@@ -21,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 import sfc  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 from sfc.data.crops import TwoCropsWithCoords
-from sfc.training.fc_trainer import FCTrainConfig, build_fc_model, build_optimizer, resolve_device, train_fc
-from sfc.training.schedules import ema_momentum
+from sfc.device import resolve_device
+from sfc.training import FCTrainConfig, build_fc_model, build_optimizer, ema_momentum, train_fc
+
+PARAMETERS = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_fc_pretrain.yml"
 
 
 def make_frames(folder: Path, n: int, size: tuple[int, int] = (240, 427)) -> list[str]:
@@ -73,9 +78,8 @@ def plain_loop(paths: list[str], config: FCTrainConfig, steps: int) -> float:
 
 def ours(paths: list[str], config: FCTrainConfig, steps: int, work: Path) -> float:
     """Warm-up: a 1-step run; then the same run resumed to ``steps + 1`` (only those steps are timed)."""
-    base = {**config.__dict__, "progress": False}
-    train_fc(paths, FCTrainConfig.from_dict({**base, "steps": 1}), work_dir=work)
-    result = train_fc(paths, FCTrainConfig.from_dict({**base, "steps": steps + 1}), work_dir=work)
+    train_fc(paths, dataclasses.replace(config, steps=1, work_dir=str(work)))
+    result = train_fc(paths, dataclasses.replace(config, steps=steps + 1, work_dir=str(work)))
     return result.images_per_second
 
 
@@ -87,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--parameters", type=Path, default=PARAMETERS, help="YAML with the fc_pretrain group")
     args = ap.parse_args(argv)
-    config = FCTrainConfig(
-        steps=args.steps + 1, batch_size=args.batch_size, image_size=args.image_size,
-        num_workers=args.workers, device=args.device, checkpoint_every=10**6, log_every=10**6, progress=False,
-    )
-    device = resolve_device(config.device)
+    base = yaml.safe_load(args.parameters.read_text(encoding="utf-8"))["fc_pretrain"]
     with tempfile.TemporaryDirectory() as tmp:
+        config = FCTrainConfig.from_dict({
+            **base, "steps": args.steps + 1, "batch_size": args.batch_size, "image_size": args.image_size,
+            "num_workers": args.workers, "device": args.device, "checkpoint_every": 10**6, "log_every": 10**6,
+            "progress": False, "nproc_per_node": 1, "work_dir": str(Path(tmp) / "run"),
+        })
+        device = resolve_device(config.device)
         paths = make_frames(Path(tmp), args.frames)
         plain = plain_loop(paths, config, args.steps)
         mine = ours(paths, config, args.steps, Path(tmp) / "run")
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| plain fp32 loop | {plain:.2f} | 1.00x |",
         f"| sfc train_fc ({'bf16 autocast + channels_last' if device.type == 'cuda' else 'fp32'}) | {mine:.2f} | {mine / plain:.2f}x |",
         "",
-        "(both exclude one warm-up step; ours includes its data loader and the final checkpoint write)",
+        "(both exclude one warm-up step; ours includes its data loader and the final resume-state write)",
     ]
     sys.stdout.write("\n".join(out) + "\n")
     return 0

@@ -20,17 +20,25 @@ import sfc
 
 SRC = Path(sfc.__file__).resolve().parents[1]
 #: Modules that belong to the Kedro project rather than to the library (prefix match).
-KEDRO_FACING = ("sfc.pipelines", "sfc.datasets", "sfc.pipeline_registry", "sfc.settings", "sfc.__main__")
+KEDRO_FACING = ("sfc.pipelines", "sfc.datasets", "sfc.pipeline_registry", "sfc.settings", "sfc.hooks", "sfc.__main__")
 #: Named explicitly so that renaming one of them cannot silently drop it from the check.
 REQUIRED = [
     "sfc.propagation",
     "sfc.models",
-    "sfc.metrics.davis",
-    "sfc.data.davis",
-    "sfc.vos",
+    "sfc.config",
+    "sfc.parameters",
+    "sfc.atomic",
+    "sfc.device",
+    "sfc.evaluation.common",
+    "sfc.evaluation.davis.metric",
+    "sfc.evaluation.davis.reader",
+    "sfc.evaluation.davis.evaluate",
+    "sfc.evaluation.davis.search",
+    "sfc.evaluation.davis.features",
+    "sfc.features.cache",
     "sfc.fusion",
-    "sfc.davis_eval",
-    "sfc.viz.overlay",
+    "sfc.training",
+    "sfc.viz.figures",
     "sfc.cli",
 ]
 FORBIDDEN = ("kedro", "kedro_datasets", "kedro_mlflow", "kedro_telemetry", "mlflow")

@@ -1,7 +1,8 @@
 """sfc: Semantic-Aware Fine-Grained Correspondence as a Kedro project.
 
-The library (``sfc.models``, ``sfc.propagation``, ``sfc.metrics``, ``sfc.data``) is plain Python/PyTorch
-and never imports Kedro or MLflow; ``sfc.pipelines`` holds the thin Kedro wiring.
+The library (``sfc.models``, ``sfc.propagation``, ``sfc.evaluation``, ``sfc.training``, ``sfc.data`` ...)
+is plain Python/PyTorch and never imports Kedro or MLflow; ``sfc.pipelines`` holds the thin Kedro
+wiring, ``sfc.datasets`` the custom Kedro datasets and ``sfc.hooks`` the checks run before a pipeline.
 """
 
 import os

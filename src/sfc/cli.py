@@ -10,6 +10,10 @@ Subcommands:
 * ``sfc show-metrics FILE``: print a metrics JSON written by ``evaluate_davis`` as a table, and how to
   browse the run in the MLflow UI (the last step of ``make demo``).
 
+* ``sfc demo-data OUT [--n-sequences 3 --n-frames 20 --height 192 --width 320 --seed 0]``: write the
+  small synthetic dataset in the DAVIS-2017 layout that ``make demo`` runs on (a rerun with the same
+  arguments does nothing).
+
 The same subcommands are available as Kedro project commands (``kedro davis-eval ...``): Kedro
 loads ``<package>.cli`` and requires a click group named ``cli`` in it.
 
@@ -27,7 +31,7 @@ from collections.abc import Sequence
 
 import click
 
-from sfc.data.davis import DavisFormatError
+from sfc.evaluation.davis.reader import DavisFormatError
 
 __all__ = ["build_parser", "cli", "main"]
 
@@ -40,8 +44,8 @@ def _out(text: str) -> None:
 
 def _cmd_davis_eval(args: argparse.Namespace) -> int:
     # Imported here so `sfc --help` stays fast and other subcommands do not pay for pandas/tqdm.
-    from sfc.davis_eval import evaluate_results, write_result_tables
-    from sfc.metrics.davis import global_table
+    from sfc.evaluation.davis.evaluate import evaluate_results, write_result_tables
+    from sfc.evaluation.davis.metric import global_table
 
     sequences = None
     if args.sequences:
@@ -87,6 +91,22 @@ def _cmd_show_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from sfc.data.demo import make_demo_davis
+
+    root = make_demo_davis(
+        args.out_dir,
+        n_sequences=args.n_sequences,
+        n_frames=args.n_frames,
+        size=(args.height, args.width),
+        seed=args.seed,
+        split=args.split,
+        overwrite=args.overwrite,
+    )
+    _out(f"Demo DAVIS dataset ready at {root.resolve()}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -124,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show-metrics", help="print a metrics JSON and how to open the MLflow UI")
     p.add_argument("file", help="e.g. data/08_reporting/davis/metrics.json")
     p.set_defaults(func=_cmd_show_metrics)
+
+    p = sub.add_parser(
+        "demo-data",
+        help="write the small synthetic DAVIS-format dataset of `make demo`",
+        description="Write a small deterministic synthetic dataset in the DAVIS-2017 layout (CPU, seconds).",
+    )
+    p.add_argument("out_dir", help="dataset root to write (JPEGImages/, Annotations/, ImageSets/)")
+    p.add_argument("--n-sequences", type=_positive_int, default=3, help="number of sequences (default 3)")
+    p.add_argument("--n-frames", type=_positive_int, default=20, help="frames per sequence (default 20)")
+    p.add_argument("--height", type=_positive_int, default=192, help="frame height in pixels (default 192)")
+    p.add_argument("--width", type=_positive_int, default=320, help="frame width in pixels (default 320)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--split", default="val", help="split file name under ImageSets/2017 (default val)")
+    p.add_argument("--overwrite", action="store_true", help="regenerate even if already complete")
+    p.set_defaults(func=_cmd_demo_data)
     return parser
 
 
@@ -167,7 +202,7 @@ def _forward(command: str) -> click.Command:
     return click.Command(command, callback=run, context_settings=settings, help=f"See `sfc {command} --help`.")
 
 
-for _name in ("davis-eval", "show-metrics"):
+for _name in ("davis-eval", "show-metrics", "demo-data"):
     cli.add_command(_forward(_name))
 
 

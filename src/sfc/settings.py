@@ -2,6 +2,8 @@
 
 from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, named for readers)
 
+from sfc.hooks import ProjectHooks
+
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
@@ -9,4 +11,6 @@ CONFIG_LOADER_ARGS = {
     # replacing whole top-level blocks.
     "merge_strategy": {"parameters": "soft"},
 }
-# kedro-mlflow registers its hook through the `kedro.hooks` entry point; no project hooks needed.
+# Strict parameters and missing-input checks before any node runs; kedro-mlflow registers its own
+# hook through the `kedro.hooks` entry point.
+HOOKS = (ProjectHooks(),)

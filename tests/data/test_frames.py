@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from sfc.data import frames
@@ -27,6 +28,14 @@ from sfc.data.frames import (
 )
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
+#: ``frames.*`` of conf/base (the only place defaults live), without the root.
+FRAMES_DEFAULTS = {
+    k: v
+    for k, v in yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_extract_frames.yml").read_text()
+    )["frames"].items()
+    if k != "root"
+}
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -94,10 +103,9 @@ def make_tree(root: Path, kind: str) -> Path:
 
 
 def build(root: Path, tmp_path: Path, **kwargs):
-    kwargs.setdefault("output_dir", tmp_path / "decoded")
-    kwargs.setdefault("workers", 1)
-    kwargs.setdefault("progress", False)
-    return build_frame_index(root, **kwargs)
+    options = {**FRAMES_DEFAULTS, "output_dir": tmp_path / "decoded", "workers": 1, "progress": False}
+    options.update(kwargs)
+    return build_frame_index(root, options.pop("kind", "auto"), **options)
 
 
 @pytest.fixture()

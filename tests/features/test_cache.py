@@ -1,4 +1,4 @@
-"""Tests of :mod:`sfc.features.cache`: keys, round trip, reuse, staleness and atomic writes."""
+"""Tests of :mod:`sfc.features.cache`: keys, round trip, reuse checks, staleness and atomic writes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sfc.config import BackboneConfig
 from sfc.features.cache import (
     FeatureCache,
     FeatureCacheError,
-    FeatureJob,
+    FeatureEntry,
     FeatureKey,
     MissingFeaturesError,
     StaleFeaturesError,
@@ -36,20 +37,14 @@ def _feats(n: int = len(FRAMES), seed: int = 0) -> torch.Tensor:
     return feats
 
 
-class Counting:
-    """A ``compute`` that counts its calls and yields ``feats`` frame by frame."""
-
-    def __init__(self, feats: torch.Tensor) -> None:
-        self.feats = feats
-        self.calls = 0
-
-    def __call__(self) -> Iterator[torch.Tensor]:
-        self.calls += 1
-        return iter(self.feats.unbind(0))
+def _entry(key: FeatureKey, frames: list[str], feats, source: str | None = None) -> FeatureEntry:
+    """An entry of sequence ``bear`` streaming ``feats`` ((T, C, h, w) tensor or an iterable of frames)."""
+    stream = iter(feats.unbind(0)) if isinstance(feats, torch.Tensor) else iter(feats)
+    return FeatureEntry(key, "bear", list(frames), stream, source=source)
 
 
-def _never() -> Iterator[torch.Tensor]:
-    raise AssertionError("compute must not be called for a cached entry")
+def _net(arch: str, checkpoint: str | None, seed: int = 0) -> BackboneConfig:
+    return BackboneConfig(arch=arch, checkpoint=checkpoint, seed=seed)
 
 
 def _key(weights: str = "random:seed0", scale: float = 0.5) -> FeatureKey:
@@ -91,18 +86,18 @@ def test_key_rejects_bad_scale() -> None:
 def test_backbone_key_hashes_checkpoint_content(tmp_path: Path) -> None:
     ckpt = tmp_path / "w.pth"
     ckpt.write_bytes(b"weights v1")
-    k1 = backbone_key({"arch": "resnet18", "checkpoint": str(ckpt), "seed": 0}, 0.5)
-    assert k1 == backbone_key({"arch": "resnet18", "checkpoint": str(ckpt), "seed": 3}, 0.5)  # stable
+    k1 = backbone_key(_net("resnet18", str(ckpt), 0), 0.5)
+    assert k1 == backbone_key(_net("resnet18", str(ckpt), 3), 0.5)  # stable
     assert k1.weights.startswith("sha256:") and len(k1.weights) == 7 + 64
     ckpt.write_bytes(b"weights v2")  # same path, new content
-    k2 = backbone_key({"arch": "resnet18", "checkpoint": str(ckpt)}, 0.5)
+    k2 = backbone_key(_net("resnet18", str(ckpt), 0), 0.5)
     assert k2 != k1 and k2.slug != k1.slug
-    assert backbone_key({"arch": "resnet18", "checkpoint": str(ckpt)}, 1.0).scale == 1.0
+    assert backbone_key(_net("resnet18", str(ckpt), 0), 1.0).scale == 1.0
 
 
 def test_backbone_key_random_includes_seed() -> None:
-    k0 = backbone_key({"arch": "resnet50", "checkpoint": None, "seed": 0}, 0.5)
-    k7 = backbone_key({"arch": "resnet50", "checkpoint": None, "seed": 7}, 0.5)
+    k0 = backbone_key(_net("resnet50", None, 0), 0.5)
+    k7 = backbone_key(_net("resnet50", None, 7), 0.5)
     assert (k0.weights, k7.weights) == ("random:seed0", "random:seed7")
     assert k0.slug == "resnet50-random_seed0-s0.5-layer3" and k0 != k7
 
@@ -110,17 +105,15 @@ def test_backbone_key_random_includes_seed() -> None:
 def test_backbone_key_missing_checkpoint(tmp_path: Path) -> None:
     missing = tmp_path / "nope.pth"
     with pytest.raises(FileNotFoundError, match=r"nope\.pth.*semantic\.checkpoint"):
-        backbone_key({"arch": "resnet50", "checkpoint": str(missing)}, 1.0, name="semantic")
+        backbone_key(_net("resnet50", str(missing), 0), 1.0, name="semantic")
 
 
 # ------------------------------------------------------------------------------------------ round trip
 
 
-def test_put_open_round_trip(tmp_path: Path) -> None:
+def test_write_open_round_trip(tmp_path: Path) -> None:
     cache, key, feats = FeatureCache(tmp_path), _key(), _feats()
-    compute = Counting(feats)
-    result = cache.put(FeatureJob(key, "bear", FRAMES, compute, source="w.pth"))
-    assert result.computed and compute.calls == 1
+    result = cache.write(_entry(key, FRAMES, feats, source="w.pth"))
     assert result.shape == (len(FRAMES), *SHAPE) and result.nbytes == cache.size_bytes(key, "bear")
     npy, js = cache.entry_paths(key, "bear")
     assert npy == tmp_path / key.slug / "bear.npy" and js.is_file()
@@ -146,35 +139,31 @@ def test_put_open_round_trip(tmp_path: Path) -> None:
     assert entry["sequence"] == "bear" and entry["nbytes"] == result.nbytes
 
 
-def test_rerun_put_reuses_entry(tmp_path: Path) -> None:
+def test_written_entry_is_reported_present(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats())))
-    npy, _ = cache.entry_paths(key, "bear")
-    mtime = npy.stat().st_mtime_ns
-    again = cache.put(FeatureJob(key, "bear", FRAMES, _never))
-    assert not again.computed and again.seconds == 0.0 and again.shape == (len(FRAMES), *SHAPE)
-    assert npy.stat().st_mtime_ns == mtime
+    assert not cache.has(key, "bear", FRAMES)
+    cache.write(_entry(key, FRAMES, _feats()))
+    assert cache.has(key, "bear", FRAMES)
+    assert not cache.has(_key(HASH_A), "bear", FRAMES)
 
 
 def test_prefix_served_and_longer_request_recomputes(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES[:3], Counting(_feats(3))))
+    cache.write(_entry(key, FRAMES[:3], _feats(3)))
     # a prefix of the cached frames is served without recomputation
     assert cache.has(key, "bear", FRAMES[:2])
-    assert cache.put(FeatureJob(key, "bear", FRAMES[:2], _never)).computed is False
     assert cache.open(key, "bear", FRAMES[:2]).shape[0] == 2
-    # more frames than cached: missing, and put recomputes the whole entry
+    # more frames than cached: missing, and a new write replaces the whole entry
     assert not cache.has(key, "bear", FRAMES)
     with pytest.raises(MissingFeaturesError, match="3 frames .* cached.*5 requested"):
         cache.open(key, "bear", FRAMES)
-    compute = Counting(_feats())
-    assert cache.put(FeatureJob(key, "bear", FRAMES, compute)).computed and compute.calls == 1
+    assert cache.write(_entry(key, FRAMES, _feats())).shape[0] == len(FRAMES)
     assert cache.open(key, "bear").frames == FRAMES
 
 
 def test_other_frames_are_stale(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats())))
+    cache.write(_entry(key, FRAMES, _feats()))
     other = ["00000", "00002"]
     assert not cache.has(key, "bear", other)
     with pytest.raises(StaleFeaturesError, match=r"bear\.json.*position 1.*'00001'.*'00002'"):
@@ -183,7 +172,7 @@ def test_other_frames_are_stale(tmp_path: Path) -> None:
 
 def test_other_checkpoint_is_stale_with_both_hashes(tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path)
-    cache.put(FeatureJob(_key(HASH_A), "bear", FRAMES, Counting(_feats()), source="old.pth"))
+    cache.write(_entry(_key(HASH_A), FRAMES, _feats(), source="old.pth"))
     with pytest.raises(StaleFeaturesError) as info:
         cache.open(_key(HASH_B), "bear")
     msg = str(info.value)
@@ -204,27 +193,26 @@ def test_missing_entry(tmp_path: Path) -> None:
 
 def test_other_scale_is_missing_not_stale(tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path)
-    cache.put(FeatureJob(_key(scale=1.0), "bear", FRAMES, Counting(_feats())))
+    cache.write(_entry(_key(scale=1.0), FRAMES, _feats()))
     with pytest.raises(MissingFeaturesError, match="cached under other keys: resnet18-random_seed0-s1-layer3"):
         cache.open(_key(scale=0.5), "bear")
 
 
 def test_truncated_npy_is_stale_and_recomputed(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats())))
+    cache.write(_entry(key, FRAMES, _feats()))
     npy, _ = cache.entry_paths(key, "bear")
     npy.write_bytes(npy.read_bytes()[:-100])
     assert not cache.has(key, "bear", FRAMES)
     with pytest.raises(StaleFeaturesError, match=r"bear\.npy"):
         cache.open(key, "bear")
-    compute = Counting(_feats())
-    assert cache.put(FeatureJob(key, "bear", FRAMES, compute)).computed
+    cache.write(_entry(key, FRAMES, _feats()))
     assert cache.open(key, "bear").shape[0] == len(FRAMES)
 
 
 def test_missing_npy_and_corrupt_json_are_stale(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats())))
+    cache.write(_entry(key, FRAMES, _feats()))
     npy, js = cache.entry_paths(key, "bear")
     npy.unlink()
     with pytest.raises(StaleFeaturesError, match=r"bear\.npy: feature file missing"):
@@ -234,7 +222,7 @@ def test_missing_npy_and_corrupt_json_are_stale(tmp_path: Path) -> None:
         cache.open(key, "bear")
 
 
-def test_exception_mid_compute_leaves_nothing(tmp_path: Path) -> None:
+def test_exception_mid_stream_leaves_nothing(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
 
     def failing() -> Iterator[torch.Tensor]:
@@ -242,7 +230,7 @@ def test_exception_mid_compute_leaves_nothing(tmp_path: Path) -> None:
         raise RuntimeError("out of memory")
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        cache.put(FeatureJob(key, "bear", FRAMES, failing))
+        cache.write(_entry(key, FRAMES, failing()))
     assert _files(tmp_path) == []
     assert not cache.has(key, "bear", FRAMES)
 
@@ -250,9 +238,9 @@ def test_exception_mid_compute_leaves_nothing(tmp_path: Path) -> None:
 def test_failed_recompute_keeps_no_stale_json(tmp_path: Path) -> None:
     """A valid 3-frame entry, then a failing 5-frame recompute: the old entry survives intact."""
     cache, key = FeatureCache(tmp_path), _key()
-    cache.put(FeatureJob(key, "bear", FRAMES[:3], Counting(_feats(3))))
+    cache.write(_entry(key, FRAMES[:3], _feats(3)))
     with pytest.raises(FeatureCacheError):
-        cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats(4))))
+        cache.write(_entry(key, FRAMES, _feats(4)))
     assert _files(tmp_path) == sorted([f"{key.slug}/bear.npy", f"{key.slug}/bear.json"])
     assert cache.has(key, "bear", FRAMES[:3])
 
@@ -261,7 +249,7 @@ def test_failed_recompute_keeps_no_stale_json(tmp_path: Path) -> None:
 def test_wrong_frame_count(tmp_path: Path, n: int) -> None:
     cache, key = FeatureCache(tmp_path), _key()
     with pytest.raises(FeatureCacheError, match=r"sequence 'bear', backbone resnet18-random_seed0"):
-        cache.put(FeatureJob(key, "bear", FRAMES, Counting(_feats(n))))
+        cache.write(_entry(key, FRAMES, _feats(n)))
     assert _files(tmp_path) == []
 
 
@@ -269,7 +257,7 @@ def test_differing_frame_shapes(tmp_path: Path) -> None:
     cache, key = FeatureCache(tmp_path), _key()
     frames = [torch.zeros(SHAPE), torch.zeros(8, 3, 5)]
     with pytest.raises(FeatureCacheError, match=r"'00001' has features of shape \(8, 3, 5\)"):
-        cache.put(FeatureJob(key, "bear", FRAMES[:2], lambda: iter(frames)))
+        cache.write(_entry(key, FRAMES[:2], frames))
     assert _files(tmp_path) == []
 
 

@@ -339,11 +339,33 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
     assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, CheckpointError)
 
 
-def test_unreadable_file_is_a_checkpoint_error(tmp_path: Path) -> None:
-    path = tmp_path / "garbage.pth"
-    path.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.pth"):
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"hello world\nthis is a text file\n", r"starts with b'hello world\\nthis' \(text\)"),
+        (b"", r"it is empty \(0 bytes\)"),
+        (bytes(range(200, 256)), r"binary data of another format"),
+    ],
+)
+def test_non_checkpoint_file_says_what_it_is(tmp_path: Path, content: bytes, what: str) -> None:
+    """Never an internal message such as 'pop from empty list': the file, the format expected, what was found."""
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"weights\.pth: not a PyTorch checkpoint: torch.save writes a zip .*{what}"):
         load_backbone("resnet18", path)
+
+
+def test_truncated_checkpoint_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "good.pth"
+    torch.save({"state_dict": {"x": torch.zeros(100)}}, good)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as err:
+        load_backbone("resnet18", cut)
+    assert str(err.value) == (
+        f"{cut}: a zip archive that torch.load cannot read as a checkpoint (truncated or damaged file, or an "
+        "archive written by another program)"
+    )
 
 
 def test_native_arch_mismatch(src18: State, tmp_path: Path) -> None:

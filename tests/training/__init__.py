@@ -1,1 +1,1 @@
-"""Tests of sfc.training (schedules and the FC trainer)."""
+"""Tests of sfc.training: config, data, resume state, loop, DDP, script form, schedules."""

@@ -1,6 +1,6 @@
 """Deterministic generator of a small synthetic dataset in the DAVIS-2017 layout.
 
-Used by ``make demo`` (through :mod:`sfc.demo_data`) and by the tests. Each sequence shows a
+Used by ``make demo`` (through ``sfc demo-data``) and by the tests. Each sequence shows a
 smooth, textured background seen by a slowly panning camera, and 2-4 textured objects
 (star-shaped superellipses with their own striped/noisy colour textures) that move smoothly,
 rotate a little and change scale slightly. Objects are drawn in a fixed z-order; in every
@@ -8,7 +8,7 @@ sequence two of them swap places, so that the front one occludes the back one ar
 middle of the sequence (as long as there are at least ~4 frames).
 
 Every frame gets a palette PNG annotation (object ids 1..n, written with
-:func:`sfc.data.davis.write_mask`), so the full DAVIS evaluation can run on it. Output is
+:func:`sfc.evaluation.davis.reader.write_mask`), so the full DAVIS evaluation can run on it. Output is
 byte-identical for identical arguments (fixed RNG streams, fixed JPEG quality, PIL encoders).
 A ``demo_meta.json`` holding the arguments is written last; a rerun with the same arguments on a
 complete dataset is a no-op. Tests call :func:`make_demo_davis` with small sizes, e.g.
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sfc.data.davis import ANNOTATIONS_DIR, IMAGESETS_DIR, JPEG_DIR, DavisFormatError, write_mask
+from sfc.atomic import write_text
+from sfc.evaluation.davis.reader import ANNOTATIONS_DIR, IMAGESETS_DIR, JPEG_DIR, DavisFormatError, write_mask
 
 logger = logging.getLogger(__name__)
 
@@ -423,10 +424,8 @@ def make_demo_davis(
         logger.debug("Wrote demo sequence %s (%d frames, %d objects)", name, n_frames, int(masks[0].max()))
     split_path = root / IMAGESETS_DIR / f"{split}.txt"
     split_path.parent.mkdir(parents=True, exist_ok=True)
-    split_path.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
-    tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp_meta, meta_path)
+    write_text(split_path, "".join(f"{n}\n" for n in names))
+    write_text(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")  # last: marks the dataset complete
     logger.info(
         "Wrote demo DAVIS dataset to %s: %d sequences x %d frames of %dx%d in %.2f s",
         root,

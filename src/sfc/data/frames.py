@@ -649,21 +649,24 @@ def _lookup(previous: pd.DataFrame | None, columns: Sequence[str], what: str) ->
 
 def build_frame_index(
     root: PathLike,
-    kind: str = "auto",
+    kind: str,
     *,
+    extensions: Sequence[str],
+    video_extensions: Sequence[str],
+    verify: bool,
+    output_dir: PathLike,
+    video_fps: float | None,
+    jpeg_quality: int,
+    video_max_seconds: float | None,
+    workers: int | None,
     previous_index: pd.DataFrame | None = None,
     previous_rejects: pd.DataFrame | None = None,
-    extensions: Sequence[str] = IMAGE_EXTENSIONS,
-    video_extensions: Sequence[str] = VIDEO_EXTENSIONS,
-    verify: bool = True,
-    output_dir: PathLike = "data/02_intermediate/frames",
-    video_fps: float | None = 6.0,
-    jpeg_quality: int = 95,
-    video_max_seconds: float | None = None,
-    workers: int | None = None,
     progress: bool | None = None,
 ) -> FrameIndex:
     """Scan a frame root (images and/or videos) into a frame index and a rejects table.
+
+    The options are the ``frames.*`` parameters (:class:`sfc.config.FramesConfig`; their defaults and
+    recommended values are in conf/base/parameters_extract_frames.yml).
 
     Args:
         root: frame root folder.

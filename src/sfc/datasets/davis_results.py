@@ -1,6 +1,6 @@
 """Kedro dataset for a DAVIS results folder (``<seq>/<frame>.png`` palette masks).
 
-Saving consumes an iterable of :class:`sfc.vos.FramePrediction` lazily, so a whole benchmark is
+Saving consumes an iterable of :class:`~sfc.evaluation.davis.evaluate.FramePrediction` lazily, so a whole benchmark is
 written frame by frame without ever holding a video's masks in memory; every PNG is written
 atomically (temp file + rename). Before the first frame of a sequence is written, stale PNGs of that
 sequence are removed, so a results folder never mixes two runs. A ``run_info.json`` with the frame
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,8 +19,9 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from sfc.data.davis import write_mask
-from sfc.vos import FramePrediction
+from sfc.atomic import write_json
+from sfc.evaluation.davis.evaluate import FramePrediction
+from sfc.evaluation.davis.reader import write_mask
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResult
             "seconds": round(seconds, 3),
             "frames_per_second": round(total / seconds, 4) if seconds > 0 else None,
         }
-        _write_json_atomic(self._path / RUN_INFO, info)
+        write_json(self._path / RUN_INFO, info)
         logger.info("Wrote %d predicted frames of %d sequence(s) to %s", total, len(frames), self._path)
 
     def load(self) -> DavisResults:
@@ -87,14 +86,3 @@ class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResult
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,8 +1,10 @@
 """Kedro dataset over a :class:`sfc.features.cache.FeatureCache` folder.
 
-Saving takes ``{entry_id: FeatureJob}``: each job is computed only when its entry is missing or stale
-(:meth:`FeatureCache.put`), so a rerun over a filled cache costs a few hash and header reads. Loading
-returns the :class:`FeatureCache` handle; entries are opened (memory-mapped) by whoever needs them.
+Saving takes ``{entry_id: FeatureEntry}`` and writes each entry, streaming its features frame by frame
+(the node decides which entries are missing; this dataset only writes). Loading returns the
+:class:`FeatureCache` handle; entries are opened (memory-mapped) by whoever needs them. The catalog
+declares the folder twice: ``feature_cache`` (written by ``cache_features``, read by
+``fusion_search``) and ``feature_cache_previous`` (a read-only view the planning node checks).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from tqdm.auto import tqdm
 
-from sfc.features.cache import FeatureCache, FeatureJob
+from sfc.features.cache import FeatureCache, FeatureEntry
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def _mib(nbytes: int) -> str:
     return f"{mib:.1f} MiB" if mib >= 1 else f"{mib:.3f} MiB"
 
 
-class FeatureCacheDataset(AbstractDataset[Mapping[str, FeatureJob], FeatureCache]):
+class FeatureCacheDataset(AbstractDataset[Mapping[str, FeatureEntry], FeatureCache]):
     """A feature-cache root folder (``<path>/<key slug>/<sequence>.{npy,json}``).
 
     Args:
@@ -44,41 +46,26 @@ class FeatureCacheDataset(AbstractDataset[Mapping[str, FeatureJob], FeatureCache
         """The cache handle (the folder need not exist: opening an entry then raises ``MissingFeaturesError``)."""
         return FeatureCache(self._path)
 
-    def save(self, data: Mapping[str, FeatureJob]) -> None:
-        """Compute the missing entries of ``data`` and log one line per entry plus a total.
-
-        Args:
-            data: ``{entry_id: FeatureJob}`` (values may also be zero-argument callables returning a
-                job, as in ``PartitionedDataset`` lazy saving).
-        """
+    def save(self, data: Mapping[str, FeatureEntry]) -> None:
+        """Write every entry of ``data``, one at a time, logging each entry's size and a total."""
         if not isinstance(data, Mapping):
             raise DatasetError(
-                f"{self._path}: expected a dict {{entry_id: FeatureJob}} to save, got {type(data).__name__}"
+                f"{self._path}: expected a dict {{entry_id: FeatureEntry}} to save, got {type(data).__name__}"
             )
         cache = FeatureCache(self._path)
-        n_computed, total_bytes = 0, 0
-        for entry_id, value in tqdm(data.items(), desc="features", unit="entry", total=len(data), disable=None):
-            job = value() if callable(value) and not isinstance(value, FeatureJob) else value
-            if not isinstance(job, FeatureJob):
-                raise DatasetError(
-                    f"{self._path}: entry {entry_id!r}: expected a FeatureJob, got {type(job).__name__}"
-                )
-            result = cache.put(job)
+        total_bytes = 0
+        for entry_id, entry in tqdm(data.items(), desc="features", unit="entry", total=len(data), disable=None):
+            if not isinstance(entry, FeatureEntry):
+                raise DatasetError(f"{self._path}: entry {entry_id!r}: expected a FeatureEntry, got {type(entry).__name__}")
+            result = cache.write(entry)
             total_bytes += result.nbytes
             T, *chw = result.shape
-            what = (
-                f"features {job.key.slug}/{job.sequence}: {_mib(result.nbytes)} "
-                f"(T={T}, {'x'.join(map(str, chw))})"
+            rate = T / result.seconds if result.seconds > 0 else float("inf")
+            logger.info(
+                "features %s: %s (T=%d, %s), computed in %.1f s (%.1f frames/s)",
+                entry_id, _mib(result.nbytes), T, "x".join(map(str, chw)), result.seconds, rate,
             )
-            if result.computed:
-                n_computed += 1
-                rate = T / result.seconds if result.seconds > 0 else float("inf")
-                logger.info("%s, computed in %.1f s (%.1f frames/s)", what, result.seconds, rate)
-            else:
-                logger.info("%s, reused (cached)", what)
-        logger.info(
-            "Feature cache %s: %d entries, %d computed, %s", self._path, len(data), n_computed, _mib(total_bytes)
-        )
+        logger.info("Feature cache %s: %d entries written, %s", self._path, len(data), _mib(total_bytes))
 
     def _exists(self) -> bool:
         return self._path.is_dir()

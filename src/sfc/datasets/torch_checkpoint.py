@@ -6,13 +6,13 @@ export is a dict with metadata, so this is the ~40-line custom dataset Kedro's d
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
+
+from sfc.atomic import atomic_path
 
 
 class TorchCheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
@@ -35,19 +35,10 @@ class TorchCheckpointDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     def save(self, data: dict[str, Any]) -> None:
         if not isinstance(data, dict) or "model" not in data:
             raise DatasetError(f"{self._filepath}: expected a dict with a 'model' state dict, got {type(data).__name__}")
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        # A plain open (not tempfile.mkstemp, which creates 0600 files) so that the checkpoint gets the
-        # usual umask permissions; flushed and fsynced before the rename so a crash leaves old or new.
-        tmp = self._filepath.with_name(f".{self._filepath.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "xb") as fh:
-                torch.save(data, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._filepath)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # sfc.atomic: a temporary file beside the target (umask permissions, e.g. 0644), fsynced and
+        # renamed over it, so a crash leaves the old checkpoint or the new one, never a partial file.
+        with atomic_path(self._filepath, durable=True) as tmp:
+            torch.save(data, tmp)
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

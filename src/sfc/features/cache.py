@@ -35,8 +35,7 @@ import math
 import os
 import re
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sfc.atomic import atomic_path, write_json
+from sfc.config import BackboneConfig, SemanticConfig
 from sfc.models.checkpoints import arch_family, file_sha256
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ __all__ = [
     "CachedFeatures",
     "FeatureCache",
     "FeatureCacheError",
-    "FeatureJob",
+    "FeatureEntry",
     "FeatureKey",
     "MissingFeaturesError",
     "PutResult",
@@ -158,12 +159,11 @@ class FeatureKey:
         return cls(str(data["arch"]), str(data["weights"]), float(data["scale"]), str(data["layer"]))
 
 
-def backbone_key(params: Mapping[str, Any], scale: float, *, name: str = "backbone") -> FeatureKey:
-    """The cache key of a configured backbone, without building or loading the model.
+def backbone_key(network: BackboneConfig | SemanticConfig, scale: float, *, name: str = "backbone") -> FeatureKey:
+    """The cache key of a configured network, without building or loading the model.
 
     Args:
-        params: a ``backbone.*`` / ``semantic.*`` dict: ``arch``, ``checkpoint`` (path or None),
-            ``seed`` (random init only; default 0).
+        network: the ``backbone`` / ``semantic`` parameter group (arch, checkpoint or None, seed).
         scale: pre-network resize factor (``davis.scale``).
         name: parameter group, used in error messages (``backbone`` / ``semantic``).
 
@@ -173,18 +173,16 @@ def backbone_key(params: Mapping[str, Any], scale: float, *, name: str = "backbo
 
     Raises:
         FileNotFoundError: the checkpoint file does not exist (names the path and the parameter).
-        ValueError: missing or unknown ``arch``, or ``scale`` <= 0.
+        ValueError: a null ``arch`` or ``scale`` <= 0.
     """
-    arch = params.get("arch")
-    if not arch:
-        raise ValueError(f"{name}.arch is required to key cached features, got {arch!r}")
-    arch = str(arch)
+    if not network.arch:
+        raise ValueError(f"{name}.arch is required to key cached features, got {network.arch!r}")
+    arch = str(network.arch)
     layer = feature_layer(arch)
-    checkpoint = params.get("checkpoint")
-    if checkpoint is None:
-        weights = f"random:seed{int(params.get('seed', 0) or 0)}"
+    if network.checkpoint is None:
+        weights = f"random:seed{int(network.seed)}"
     else:
-        path = Path(checkpoint)
+        path = Path(network.checkpoint)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path}: checkpoint file not found (parameter {name}.checkpoint); expected a {arch} "
@@ -195,41 +193,39 @@ def backbone_key(params: Mapping[str, Any], scale: float, *, name: str = "backbo
 
 
 @dataclass
-class FeatureJob:
-    """One (backbone, sequence) entry to compute unless already cached.
+class FeatureEntry:
+    """One (backbone, sequence) entry to write: its key, frames and a lazy stream of features.
 
     Attributes:
         key: what computes the features.
         sequence: sequence name (file stem of the entry).
         frames: frame stems in temporal order (length T).
-        compute: called at most once, only when the entry is missing or stale; lazily yields
-            (C, h, w) float L2-normalised features, one per frame, in frame order.
+        features: iterable yielding (C, h, w) float L2-normalised features, one per frame, in frame
+            order; consumed once, while writing (a generator computes nothing before that).
         source: checkpoint path, recorded in the metadata (informational).
     """
 
     key: FeatureKey
     sequence: str
     frames: list[str]
-    compute: Callable[[], Iterator[torch.Tensor]]
+    features: Iterable[torch.Tensor]
     source: str | None = None
 
 
 @dataclass(frozen=True)
 class PutResult:
-    """Outcome of :meth:`FeatureCache.put`.
+    """Outcome of :meth:`FeatureCache.write`.
 
     Attributes:
         key: the entry's key.
         sequence: the entry's sequence.
-        computed: False when a valid entry was reused (``compute`` was not called).
         nbytes: size of the ``.npy`` file.
-        seconds: wall time spent computing and writing (0 when reused).
+        seconds: wall time spent computing and writing.
         shape: (T, C, h, w) stored.
     """
 
     key: FeatureKey
     sequence: str
-    computed: bool
     nbytes: int
     seconds: float
     shape: tuple[int, ...]
@@ -295,27 +291,6 @@ class CachedFeatures:
         return f"CachedFeatures({self.key.slug}/{self.sequence}, shape={self.shape})"
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _first_difference(cached: list[str], wanted: list[str]) -> int | None:
     """Index of the first frame where ``wanted`` disagrees with ``cached`` (None = ``wanted`` is a prefix)."""
     for i, (a, b) in enumerate(zip(cached, wanted, strict=False)):
@@ -328,7 +303,7 @@ class FeatureCache:
     """Content-keyed feature store under ``root`` (see the module docstring for the layout).
 
     Args:
-        root: cache folder; created on the first :meth:`put`.
+        root: cache folder; created on the first :meth:`write`.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -529,98 +504,77 @@ class FeatureCache:
 
     # ------------------------------------------------------------------------------------- writing
 
-    def put(self, job: FeatureJob) -> PutResult:
-        """Compute and store one entry, unless a valid one already covers ``job.frames``.
+    def write(self, entry: FeatureEntry) -> PutResult:
+        """Store one entry, consuming its feature stream frame by frame.
 
         Features are streamed into a temporary ``.npy`` (float16, (T, C, h, w) known after the first
-        frame), flushed and renamed; the JSON metadata is written last. A previous entry's JSON is
-        removed before its ``.npy`` is replaced, so a crash never leaves a JSON describing other data.
-        On any exception the temporary files are removed and the exception propagates.
-
-        Args:
-            job: the entry to produce.
-
-        Returns:
-            A :class:`PutResult` (``computed=False`` and no call to ``job.compute`` when reused).
+        frame), flushed and renamed (:func:`sfc.atomic.atomic_path`); the JSON metadata is written
+        last. A previous entry's JSON is removed before its ``.npy`` is replaced, so a crash never
+        leaves a JSON describing other data. On any exception the temporary file is removed and the
+        exception propagates.
 
         Raises:
-            ValueError: ``job.frames`` is empty.
-            FeatureCacheError: ``compute`` yielded another number of frames than ``len(job.frames)``,
+            ValueError: ``entry.frames`` is empty.
+            FeatureCacheError: the stream yielded another number of frames than ``len(entry.frames)``,
                 frames of differing shapes, non-3-D or non-finite tensors.
         """
-        key, seq, frames = job.key, job.sequence, list(job.frames)
+        key, seq, frames = entry.key, entry.sequence, list(entry.frames)
         npy, js = self.entry_paths(key, seq)
         what = f"sequence {seq!r}, backbone {key.slug}"
         if not frames:
             raise ValueError(f"{what}: expected at least one frame to cache, got none")
-        if self.has(key, seq, frames):
-            meta, _ = self._load_entry(key, seq)
-            return PutResult(key, seq, False, npy.stat().st_size, 0.0, tuple(int(s) for s in meta["shape"]))
-
         t0 = time.perf_counter()
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        tmp = npy.with_name(f".{seq}.{tag}.tmp.npy")
         n_frames = len(frames)
-        array: np.ndarray | None = None
-        stream: Iterator[torch.Tensor] | None = None
-        count = 0
+        stream = iter(entry.features)
         try:
-            stream = job.compute()
-            for feats in stream:
-                if count >= n_frames:
-                    raise FeatureCacheError(f"{what}: compute yielded more than the {n_frames} expected frames")
-                f = feats.detach().to("cpu") if isinstance(feats, torch.Tensor) else torch.as_tensor(feats)
-                if f.ndim != 3:
+            with atomic_path(npy, durable=True) as tmp:
+                array: np.ndarray | None = None
+                count = 0
+                for feats in stream:
+                    if count >= n_frames:
+                        raise FeatureCacheError(f"{what}: the stream yielded more than the {n_frames} expected frames")
+                    f = feats.detach().to("cpu") if isinstance(feats, torch.Tensor) else torch.as_tensor(feats)
+                    if f.ndim != 3:
+                        raise FeatureCacheError(
+                            f"{what}: frame {frames[count]!r}: expected (C, h, w) features, got shape {tuple(f.shape)}"
+                        )
+                    if array is None:
+                        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPE, shape=(n_frames, *f.shape))
+                    elif tuple(f.shape) != array.shape[1:]:
+                        raise FeatureCacheError(
+                            f"{what}: frame {frames[count]!r} has features of shape {tuple(f.shape)}, frame "
+                            f"{frames[0]!r} had {array.shape[1:]}; all frames of a sequence must share one size"
+                        )
+                    if not bool(torch.isfinite(f).all()):
+                        raise FeatureCacheError(f"{what}: frame {frames[count]!r}: non-finite features")
+                    array[count] = f.to(torch.float32).numpy()
+                    count += 1
+                if count != n_frames:
                     raise FeatureCacheError(
-                        f"{what}: frame {frames[count]!r}: expected (C, h, w) features, got shape {tuple(f.shape)}"
+                        f"{what}: the stream yielded {count} frames, expected {n_frames} ({frames[0]!r}...)"
                     )
-                if array is None:
-                    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=DTYPE, shape=(n_frames, *f.shape))
-                elif tuple(f.shape) != array.shape[1:]:
-                    raise FeatureCacheError(
-                        f"{what}: frame {frames[count]!r} has features of shape {tuple(f.shape)}, frame "
-                        f"{frames[0]!r} had {array.shape[1:]}; all frames of a sequence must share one size"
-                    )
-                if not bool(torch.isfinite(f).all()):
-                    raise FeatureCacheError(f"{what}: frame {frames[count]!r}: non-finite features")
-                array[count] = f.to(torch.float32).numpy()
-                count += 1
-            if count != n_frames:
-                raise FeatureCacheError(f"{what}: compute yielded {count} frames, expected {n_frames} ({frames[0]!r}...)")
-            assert array is not None
-            array.flush()
-            shape = tuple(int(s) for s in array.shape)
-            del array
-            array = None
-            _fsync(tmp)
-            # No JSON = no entry: drop the old one's marker before its data is replaced.
-            js.unlink(missing_ok=True)
-            os.replace(tmp, npy)
-            meta = {
-                "format_version": FORMAT_VERSION,
-                **key.to_dict(),
-                "sequence": seq,
-                "frames": frames,
-                "shape": list(shape),
-                "dtype": np.dtype(DTYPE).name,
-                "source": job.source,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            _write_json_atomic(js, meta)
-        except BaseException:
-            del array  # release the memory map before removing its file
-            tmp.unlink(missing_ok=True)
-            try:  # a folder made for this entry alone
-                npy.parent.rmdir()
-            except OSError:
-                pass
-            raise
+                assert array is not None
+                array.flush()
+                shape = tuple(int(s) for s in array.shape)
+                del array  # release the memory map before the rename
+                # No JSON = no entry: drop the old one's marker before its data is replaced.
+                js.unlink(missing_ok=True)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:  # restores the model's mode in iter_features; no-op when exhausted
                 close()
+        meta = {
+            "format_version": FORMAT_VERSION,
+            **key.to_dict(),
+            "sequence": seq,
+            "frames": frames,
+            "shape": list(shape),
+            "dtype": np.dtype(DTYPE).name,
+            "source": entry.source,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_json(js, meta, indent=1, durable=True)
         seconds = time.perf_counter() - t0
         nbytes = npy.stat().st_size
         logger.debug("Cached %s/%s: %s, %d bytes in %.2f s", key.slug, seq, shape, nbytes, seconds)
-        return PutResult(key, seq, True, nbytes, seconds, shape)
+        return PutResult(key, seq, nbytes, seconds, shape)

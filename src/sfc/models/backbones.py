@@ -40,6 +40,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from sfc.device import resolve_device
+
 logger = logging.getLogger(__name__)
 
 FEATURE_DIMS: dict[str, int] = {"resnet18": 256, "resnet50": 1024}
@@ -194,10 +196,6 @@ def build_backbone(
     return model
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _as_uint8_frame(frame: object, index: int) -> np.ndarray:
     """Validate one (H, W, 3) uint8 frame and return it as a writable contiguous array."""
     arr = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
@@ -296,7 +294,7 @@ def iter_features(
         the resized height H', stride 8 for the ResNets). A location whose raw feature is all zero
         stays zero.
     """
-    dev = torch.device(device) if device is not None else _default_device()
+    dev = resolve_device(device)
     out_dev = torch.device(output_device) if output_device is not None else dev
     was_training = model.training
     model.to(dev).eval()
@@ -339,7 +337,7 @@ def extract_features(
         (T, C, h, w) float32 features with unit L2 norm over C at every location, h x w =
         ``feature_size(*scaled_size(H, W, scale), model.stride)``.
     """
-    dev = torch.device(device) if device is not None else _default_device()
+    dev = resolve_device(device)
     out_dev = torch.device(output_device) if output_device is not None else dev
     chunks: list[torch.Tensor] = []
     was_training = model.training

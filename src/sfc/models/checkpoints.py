@@ -231,11 +231,31 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL = b"\x80"
+
+
+def _not_a_checkpoint(path: Path, head: bytes) -> CheckpointError:
+    """The error for a file that is neither of torch.save's formats, saying what it looks like."""
+    if not head:
+        what = "it is empty (0 bytes)"
+    else:
+        printable = sum(32 <= c < 127 or c in (9, 10, 13) for c in head) / len(head)
+        looks = "text" if printable > 0.95 else "binary data of another format"
+        what = f"it starts with {head[:16]!r} ({looks})"
+    return CheckpointError(
+        f"{path}: not a PyTorch checkpoint: torch.save writes a zip archive (or, before PyTorch 1.6, a "
+        f"pickle), but {what}. Give the .pth/.pth.tar/.ckpt file the weights were saved in"
+    )
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """``torch.load`` a checkpoint onto the CPU, safely when possible.
 
-    First tries ``weights_only=True`` with ``argparse.Namespace`` allow-listed; if the file pickles
-    other objects, logs a warning and retries with ``weights_only=False`` (trusts the file).
+    The file's first bytes are checked first: anything that is not one of ``torch.save``'s formats
+    (a zip archive, or a legacy pickle) is refused with a message saying what was found. Then
+    ``weights_only=True`` is tried with ``argparse.Namespace`` allow-listed; if the file pickles
+    other objects, a warning is logged and it is reloaded with ``weights_only=False`` (trusted).
 
     Args:
         path: checkpoint file.
@@ -245,30 +265,41 @@ def read_checkpoint(path: str | Path) -> Any:
 
     Raises:
         CheckpointNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is not a readable torch checkpoint.
+        CheckpointError: the file is not a readable torch checkpoint (the message names the file and
+            what it holds, never a bare internal error).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(_ZIP_MAGIC):
+        kind = "a zip archive"
+    elif head.startswith(_PICKLE_PROTOCOL):
+        kind = "a pickle"
+    else:
+        raise _not_a_checkpoint(path, head)
+    unreadable = (
+        f"{path}: {kind} that torch.load cannot read as a checkpoint (truncated or damaged file, or an "
+        "archive written by another program)"
+    )
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
-        reason = str(exc).strip().splitlines()[-1][:300]
+            raise CheckpointError(unreadable) from exc
         logger.warning(
-            "%s pickles objects beyond tensors (%s); treating the file as TRUSTED and reloading it with "
+            "%s pickles objects beyond tensors; treating the file as TRUSTED and reloading it with "
             "weights_only=False, which runs arbitrary pickled code",
             path,
-            reason,
         )
-    except Exception as exc:  # corrupt zip, truncated file, not a checkpoint ...
-        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+    except Exception as exc:  # corrupt zip, truncated file ...
+        raise CheckpointError(unreadable) from exc
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint: {exc}") from exc
+        raise CheckpointError(unreadable) from exc
 
 
 def _has_backbone_keys(state: Mapping[Any, Any], prefix: str, spec: LayoutSpec | None = None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfc.data.davis import DAVIS_PALETTE
+from sfc.evaluation.davis.reader import DAVIS_PALETTE
 
 
 def overlay(frame: np.ndarray, mask: np.ndarray, *, alpha: float = 0.5) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of :mod:`sfc.pipelines.cache_features.nodes`."""
+"""Tests of :mod:`sfc.pipelines.cache_features.nodes` (planning the missing feature-cache entries)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from sfc.data.davis import iter_frames, load_sequence
+import sfc.models.checkpoints
+from sfc.config import BackboneConfig, ConfigError, SemanticConfig
+from sfc.evaluation.davis.reader import iter_frames, load_sequence
 from sfc.features.cache import FeatureCache, backbone_key
 from sfc.models.backbones import build_backbone, extract_features
 from sfc.pipelines.cache_features import nodes
@@ -20,27 +22,35 @@ def _davis(root: Path, **overrides: Any) -> dict[str, Any]:
     return davis_params(root, **{"scale": 0.5, "max_frames": 4, **overrides})
 
 
-def test_plan_backbone_only(tiny_davis: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nodes, "load_backbone", _raise)  # planning loads nothing
-    jobs = nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, NO_SEMANTIC, RUNTIME, CACHE)
-    key = backbone_key(BACKBONE, 0.5)
-    assert list(jobs) == [f"{key.slug}/{seq}" for seq in SEQUENCES]
-    job = jobs[f"{key.slug}/demo-01"]
-    assert job.key == key and job.sequence == "demo-01" and job.source is None
-    assert job.frames == ["00000", "00001", "00002", "00003"]  # max_frames
+def _raise(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("no network may be loaded here")
 
 
-def test_plan_with_semantic_and_compute(tiny_davis: Path, tmp_path: Path) -> None:
+def _plan(root: Path, cache: FeatureCache, semantic: dict = NO_SEMANTIC, backbone: dict = BACKBONE, **davis: Any):
+    return nodes.plan_feature_cache(SEQUENCES, cache, _davis(root, **davis), backbone, semantic, RUNTIME, CACHE)
+
+
+def test_plan_backbone_only_loads_nothing(tiny_davis: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sfc.models.checkpoints, "load_backbone", _raise)  # planning loads nothing
+    entries = _plan(tiny_davis, FeatureCache(tmp_path))
+    key = backbone_key(BackboneConfig.from_dict(BACKBONE), 0.5)
+    assert list(entries) == [f"{key.slug}/{seq}" for seq in SEQUENCES]
+    entry = entries[f"{key.slug}/demo-01"]
+    assert entry.key == key and entry.sequence == "demo-01" and entry.source is None
+    assert entry.frames == ["00000", "00001", "00002", "00003"]  # max_frames
+
+
+def test_plan_with_semantic_streams_its_features(tiny_davis: Path, tmp_path: Path) -> None:
     ckpt = tmp_path / "semantic.pth"
     torch.save(build_backbone("resnet18", seed=1).state_dict(), ckpt)  # torchvision layout
     semantic = {"arch": "resnet18", "checkpoint": str(ckpt), "seed": 0}
-    jobs = nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, semantic, RUNTIME, CACHE)
-    sem_key = backbone_key(semantic, 0.5, name="semantic")
-    assert len(jobs) == 4 and sem_key.weights.startswith("sha256:")
-    job = jobs[f"{sem_key.slug}/demo-00"]
-    assert job.source == str(ckpt)
+    entries = _plan(tiny_davis, FeatureCache(tmp_path / "cache"), semantic)
+    sem_key = backbone_key(SemanticConfig.from_dict(semantic), 0.5, name="semantic")
+    assert len(entries) == 4 and sem_key.weights.startswith("sha256:")
+    entry = entries[f"{sem_key.slug}/demo-00"]
+    assert entry.source == str(ckpt)
 
-    got = torch.stack(list(job.compute()))
+    got = torch.stack(list(entry.features))
     model = build_backbone("resnet18", seed=1)
     frames = list(iter_frames(load_sequence(tiny_davis, "demo-00", max_frames=4)))
     expected = extract_features(model, frames, device="cpu", scale=0.5)
@@ -48,53 +58,45 @@ def test_plan_with_semantic_and_compute(tiny_davis: Path, tmp_path: Path) -> Non
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-def test_semantic_identical_to_backbone_is_one_entry(tiny_davis: Path) -> None:
-    jobs = nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, dict(BACKBONE), RUNTIME, CACHE)
-    assert len(jobs) == len(SEQUENCES)
+def test_semantic_identical_to_backbone_is_one_entry(tiny_davis: Path, tmp_path: Path) -> None:
+    assert len(_plan(tiny_davis, FeatureCache(tmp_path), dict(BACKBONE))) == len(SEQUENCES)
 
 
-def _raise(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("load_backbone must not be called")
-
-
-def test_cached_rerun_never_loads_a_model(
+def test_cached_entries_are_not_planned_and_load_no_network(
     tiny_davis: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = FeatureCache(tmp_path / "features")
     calls: list[str] = []
-    real = nodes.load_backbone
+    real = sfc.models.checkpoints.load_backbone
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(nodes, "load_backbone", counting)
-    jobs = nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, NO_SEMANTIC, RUNTIME, CACHE)
-    assert all(cache.put(job).computed for job in jobs.values())
+    monkeypatch.setattr(sfc.models.checkpoints, "load_backbone", counting)
+    for entry in _plan(tiny_davis, cache).values():
+        cache.write(entry)
     assert calls == ["resnet18"]  # loaded once for both sequences
 
-    monkeypatch.setattr(nodes, "load_backbone", _raise)
-    jobs = nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, NO_SEMANTIC, RUNTIME, CACHE)
-    assert not any(cache.put(job).computed for job in jobs.values())
-    # a max_frames run is served by a cache of more frames
-    jobs = nodes.plan_feature_cache(
-        SEQUENCES, _davis(tiny_davis, max_frames=3), BACKBONE, NO_SEMANTIC, RUNTIME, CACHE
-    )
-    assert not any(cache.put(job).computed for job in jobs.values())
+    monkeypatch.setattr(sfc.models.checkpoints, "load_backbone", _raise)
+    assert _plan(tiny_davis, cache) == {}
+    assert _plan(tiny_davis, cache, max_frames=3) == {}  # a max_frames run is served by more frames
 
 
-def test_semantic_checkpoint_without_arch(tiny_davis: Path) -> None:
+def test_semantic_checkpoint_without_arch(tiny_davis: Path, tmp_path: Path) -> None:
     semantic = {"arch": None, "checkpoint": "x.pth", "seed": 0}
-    with pytest.raises(ValueError, match="semantic.checkpoint is set .* semantic.arch is null"):
-        nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, semantic, RUNTIME, CACHE)
+    with pytest.raises(ConfigError, match="semantic.checkpoint: set .* semantic.arch is null"):
+        _plan(tiny_davis, FeatureCache(tmp_path), semantic)
 
 
 def test_missing_checkpoint_names_parameter(tiny_davis: Path, tmp_path: Path) -> None:
     backbone = {**BACKBONE, "checkpoint": str(tmp_path / "gone.pth")}
     with pytest.raises(FileNotFoundError, match=r"gone\.pth.*backbone\.checkpoint"):
-        nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), backbone, NO_SEMANTIC, RUNTIME, CACHE)
+        _plan(tiny_davis, FeatureCache(tmp_path), backbone=backbone)
 
 
-def test_bad_batch_size(tiny_davis: Path) -> None:
-    with pytest.raises(ValueError, match="batch_size"):
-        nodes.plan_feature_cache(SEQUENCES, _davis(tiny_davis), BACKBONE, NO_SEMANTIC, RUNTIME, {"batch_size": 0})
+def test_bad_batch_size(tiny_davis: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cache_features.batch_size: must be >= 1"):
+        nodes.plan_feature_cache(
+            SEQUENCES, FeatureCache(tmp_path), _davis(tiny_davis), BACKBONE, NO_SEMANTIC, RUNTIME, {"batch_size": 0}
+        )

@@ -13,6 +13,7 @@ import torch
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from sfc.config import BackboneConfig, SemanticConfig
 from sfc.datasets.feature_cache import FeatureCacheDataset
 from sfc.features.cache import FeatureCache, backbone_key
 from sfc.models.backbones import build_backbone
@@ -24,11 +25,12 @@ from tests.pipelines.conftest import KedroSessionRun
 from tests.pipelines.evaluate_davis import davis_params
 
 PARAMS = {"params:davis", "params:backbone", "params:semantic", "params:runtime", "params:cache_features"}
+INPUTS = PARAMS | {"feature_cache_previous"}
 
 
 def test_pipeline_structure() -> None:
     pipeline = create_pipeline()
-    assert pipeline.inputs() == PARAMS
+    assert pipeline.inputs() == INPUTS
     assert pipeline.outputs() == {"feature_cache"}
     assert [n.name for n in pipeline.nodes] == ["select_davis_sequences", "plan_feature_cache"]
 
@@ -48,9 +50,10 @@ def test_in_memory_catalog(tiny_davis: Path, tmp_path: Path) -> None:
     catalog["params:runtime"] = RUNTIME
     catalog["params:cache_features"] = CACHE
     catalog["feature_cache"] = FeatureCacheDataset(path=str(tmp_path / "features"))
+    catalog["feature_cache_previous"] = FeatureCacheDataset(path=str(tmp_path / "features"))
     assert set(SequentialRunner().run(create_pipeline(), catalog)) == {"feature_cache"}
     cache = FeatureCache(tmp_path / "features")
-    key = backbone_key(BACKBONE, 0.25)
+    key = backbone_key(BackboneConfig.from_dict(BACKBONE), 0.25)
     assert sorted(e["sequence"] for e in cache.entries()) == SEQUENCES
     assert cache.open(key, "demo-00").shape == (3, 256, 2, 3)  # 64x96 * 0.25 = 16x24 -> /8
 
@@ -70,17 +73,18 @@ def test_session_reuses_entries_and_keys_by_checkpoint(
         "semantic": {"arch": "resnet18", "checkpoint": str(ckpt), "seed": 0},
         "runtime": {"device": "cpu"},
     }
+    fine_cfg, sem_cfg = BackboneConfig.from_dict(BACKBONE), SemanticConfig.from_dict(params["semantic"])
     proc = kedro_session(["cache_features"], params)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = tmp_path / "data" / "04_feature" / "features"
-    fine, sem_a = backbone_key(BACKBONE, 0.25), backbone_key(params["semantic"], 0.25)
+    fine, sem_a = backbone_key(fine_cfg, 0.25), backbone_key(sem_cfg, 0.25)
     assert sorted(p.name for p in root.iterdir()) == sorted([fine.slug, sem_a.slug])
     before = _mtimes(root)
     assert len(before) == 2 * 2 * len(SEQUENCES)  # npy + json per (network, sequence)
 
     # Same backbone, same checkpoint path with new bytes: backbone entries reused, new semantic entries.
     torch.save(build_backbone("resnet18", seed=2).state_dict(), ckpt)
-    sem_b = backbone_key(params["semantic"], 0.25)
+    sem_b = backbone_key(sem_cfg, 0.25)
     assert sem_b != sem_a
     proc = kedro_session(["cache_features"], params)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from sfc.data.davis import list_frames, load_sequence, onehot
-from sfc.pipelines.evaluate_davis.nodes import predict_davis, select_sequences
+from sfc.evaluation.davis.evaluate import FramePrediction
+from sfc.evaluation.davis.reader import list_frames, load_sequence, onehot
+from sfc.pipelines.evaluate_davis.nodes import predict_davis
+from sfc.pipelines.shared import select_davis_sequences as select_sequences
 from sfc.propagation.labels import downsample_labels, upsample_argmax
-from sfc.vos import FramePrediction
 from tests.pipelines.evaluate_davis import (
     BACKBONE,
     FUSION,
     N_FRAMES,
     PROPAGATION,
     RUNTIME,
+    SEMANTIC,
     SEQUENCES,
     davis_params,
 )
@@ -34,8 +36,11 @@ SEMANTIC_R18: dict[str, Any] = {"arch": "resnet18", "checkpoint": None, "seed": 
 def _predict(
     root: Path, semantic: dict[str, Any] | None, fusion: dict[str, Any] | None, backbone: dict[str, Any] = BACKBONE
 ) -> Iterator[FramePrediction]:
+    """``predict_davis``; a None ``semantic`` / ``fusion`` takes the FC-only defaults of the tests."""
     davis = davis_params(root)
-    return predict_davis(select_sequences(davis), davis, backbone, PROPAGATION, RUNTIME, semantic, fusion)
+    return predict_davis(
+        select_sequences(davis), davis, backbone, semantic or SEMANTIC, fusion or FUSION, PROPAGATION, RUNTIME
+    )
 
 
 def _masks(preds: Iterator[FramePrediction]) -> list[np.ndarray]:
@@ -67,7 +72,7 @@ def test_fusion_runs_and_changes_the_predictions(tiny_davis: Path, single: list[
 
 
 def test_lambda_zero_is_the_semantic_network_alone(tiny_davis: Path) -> None:
-    fused = _masks(_predict(tiny_davis, SEMANTIC_R18, {"lambda": 0.0}))
+    fused = _masks(_predict(tiny_davis, SEMANTIC_R18, {"lambda": 0.0, "align": "error"}))
     alone = _masks(_predict(tiny_davis, None, None, backbone=SEMANTIC_R18))
     for a, b in zip(fused, alone, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -76,7 +81,7 @@ def test_lambda_zero_is_the_semantic_network_alone(tiny_davis: Path) -> None:
 def test_vit_s16_with_a_resnet_needs_align_resize(tiny_davis: Path) -> None:
     vit16 = {"arch": "vit_small_patch16", "checkpoint": None, "seed": 0}
     with pytest.raises(ValueError) as err:  # raised by the node itself, before any frame is read
-        _predict(tiny_davis, vit16, {"lambda": 1.75})
+        _predict(tiny_davis, vit16, {"lambda": 1.75, "align": "error"})
     msg = str(err.value)
     assert "vit_small_patch16 (stride 16)" in msg and "resnet18 (stride 8)" in msg
     assert "fusion.align=resize" in msg
@@ -92,18 +97,18 @@ def test_vit_s16_with_a_resnet_needs_align_resize(tiny_davis: Path) -> None:
 
 def test_vit_s8_with_a_resnet_fuses_without_resizing(tiny_davis: Path) -> None:
     vit8 = {"arch": "vit_small_patch8", "checkpoint": None, "seed": 0}
-    preds = list(_predict(tiny_davis, vit8, {"lambda": 1.75}))
+    preds = list(_predict(tiny_davis, vit8, {"lambda": 1.75, "align": "error"}))
     assert len(preds) == len(SEQUENCES) * N_FRAMES
 
 
 @pytest.mark.parametrize(
     ("semantic", "fusion", "match"),
     [
-        (SEMANTIC_R18, None, "fusion.lambda is required"),
-        (SEMANTIC_R18, {"lambda": -1.0}, "lambda must be a finite number >= 0"),
-        (SEMANTIC_R18, {"lambda": 1.0, "align": "crop"}, "align must be 'error' or 'resize'"),
-        ({"arch": None, "checkpoint": "weights.pth"}, FUSION, "semantic.arch is null"),
-        ({"arch": "resnet101", "checkpoint": None}, FUSION, "unknown arch 'resnet101'"),
+        (SEMANTIC_R18, {"align": "error"}, "fusion.lambda: missing"),
+        (SEMANTIC_R18, {"lambda": -1.0, "align": "error"}, "fusion.lambda: must be >= 0"),
+        (SEMANTIC_R18, {"lambda": 1.0, "align": "crop"}, "fusion.align: expected one of 'error' | 'resize'"),
+        ({"arch": None, "checkpoint": "weights.pth", "seed": 0}, FUSION, "semantic.arch is null"),
+        ({"arch": "resnet101", "checkpoint": None, "seed": 0}, FUSION, "semantic.arch: unknown 'resnet101'"),
     ],
 )
 def test_bad_fusion_parameters_fail_before_prediction(

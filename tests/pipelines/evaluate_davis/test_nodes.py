@@ -18,8 +18,13 @@ import pytest
 import torch
 from kedro.io import DatasetError
 from matplotlib.figure import Figure
+from PIL import Image
 
-from sfc.data.davis import (
+from sfc.config import ConfigError
+from sfc.datasets.davis_results import RUN_INFO, DavisResults, DavisResultsDataset
+from sfc.evaluation.davis.evaluate import FramePrediction
+from sfc.evaluation.davis.metric import GLOBAL_KEYS, PER_OBJECT_COLUMNS
+from sfc.evaluation.davis.reader import (
     ANNOTATIONS_DIR,
     DavisFormatError,
     annotation_path,
@@ -28,19 +33,26 @@ from sfc.data.davis import (
     onehot,
     read_mask,
 )
-from sfc.datasets.davis_results import RUN_INFO, DavisResults, DavisResultsDataset
-from sfc.metrics.davis import GLOBAL_KEYS, PER_OBJECT_COLUMNS
-from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis, select_sequences
+from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis
+from sfc.pipelines.shared import select_davis_sequences as select_sequences
 from sfc.propagation.labels import downsample_labels, upsample_argmax
-from sfc.vos import FramePrediction
-from tests.pipelines.evaluate_davis import BACKBONE, N_FRAMES, PROPAGATION, RUNTIME, SEQUENCES, davis_params
+from tests.pipelines.evaluate_davis import (
+    BACKBONE,
+    FUSION,
+    N_FRAMES,
+    PROPAGATION,
+    RUNTIME,
+    SEMANTIC,
+    SEQUENCES,
+    davis_params,
+)
 
 STRIDE = 8  # backbone output stride (layer4 removed)
 
 
 def _predict(root: Path, **davis_overrides) -> Iterator[FramePrediction]:
     davis = davis_params(root, **davis_overrides)
-    return predict_davis(select_sequences(davis), davis, BACKBONE, PROPAGATION, RUNTIME)
+    return predict_davis(select_sequences(davis), davis, BACKBONE, SEMANTIC, FUSION, PROPAGATION, RUNTIME)
 
 
 def _tmp_files(folder: Path) -> list[str]:
@@ -75,13 +87,13 @@ def test_select_sequences_unknown_sequence_named(tiny_davis: Path) -> None:
 
 @pytest.mark.parametrize("max_frames", [0, 2])
 def test_select_sequences_rejects_too_few_frames(tiny_davis: Path, max_frames: int) -> None:
-    with pytest.raises(ValueError, match="max_frames"):
+    with pytest.raises(ConfigError, match="davis.max_frames: must be >= 3"):
         select_sequences(davis_params(tiny_davis, max_frames=max_frames))
 
 
 @pytest.mark.parametrize("scale", [0.0, -0.5])
 def test_select_sequences_rejects_non_positive_scale(tiny_davis: Path, scale: float) -> None:
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(ConfigError, match="davis.scale: must be > 0"):
         select_sequences(davis_params(tiny_davis, scale=scale))
 
 
@@ -92,6 +104,25 @@ def test_select_sequences_missing_first_annotation_named(tiny_davis: Path, tmp_p
     with pytest.raises(DavisFormatError) as info:
         select_sequences(davis_params(root))
     assert str(missing) in str(info.value)
+
+
+def test_select_sequences_checks_every_annotation_before_any_work(tiny_davis: Path, tmp_path: Path) -> None:
+    """An RGB PNG at frame 4 fails at selection, naming the file, not after the propagation."""
+    root = Path(shutil.copytree(tiny_davis, tmp_path / "davis"))
+    bad = annotation_path(root, "demo-01", "00004")
+    Image.open(bad).convert("RGB").save(bad)
+    with pytest.raises(DavisFormatError, match=r"demo-01/00004\.png: expected a palette .*found mode 'RGB'"):
+        select_sequences(davis_params(root))
+    bad.unlink()
+    with pytest.raises(DavisFormatError, match=r"00004\.png: annotation of frame '00004' .* not found"):
+        select_sequences(davis_params(root))
+    # a frame beyond davis.max_frames is not needed, so not checked
+    assert select_sequences(davis_params(root, max_frames=4)) == SEQUENCES
+
+
+def test_unknown_parameter_key_is_named(tiny_davis: Path) -> None:
+    with pytest.raises(ConfigError, match=r"davis\.scal: unknown parameter; davis takes: max_frames, root, scale"):
+        select_sequences({**davis_params(tiny_davis), "scal": 0.5})
 
 
 # ------------------------------------------------------------------------------------ predict_davis

@@ -20,11 +20,12 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
-from sfc.data.davis import DavisFormatError, annotation_path
+import sfc.models.checkpoints
 from sfc.datasets.davis_results import RUN_INFO, DavisResultsDataset
-from sfc.metrics.davis import GLOBAL_KEYS
+from sfc.evaluation.davis.metric import GLOBAL_KEYS
+from sfc.evaluation.davis.reader import DavisFormatError, annotation_path
 from sfc.pipeline_registry import register_pipelines
-from sfc.pipelines.evaluate_davis import create_pipeline, nodes
+from sfc.pipelines.evaluate_davis import create_pipeline
 from tests.pipelines.conftest import KedroSessionRun
 from tests.pipelines.evaluate_davis import (
     BACKBONE,
@@ -108,7 +109,7 @@ def test_pipeline_bad_dataset_fails_before_prediction(
         calls.append(args)
         raise AssertionError("the backbone must not be loaded for a broken dataset")
 
-    monkeypatch.setattr(nodes, "load_backbone", load_backbone)  # predict_davis looks it up when called
+    monkeypatch.setattr(sfc.models.checkpoints, "load_backbone", load_backbone)  # looked up when called
     with pytest.raises(DavisFormatError) as info:
         SequentialRunner().run(create_pipeline(), _catalog(root, tmp_path / "results"))
     assert str(missing) in str(info.value)

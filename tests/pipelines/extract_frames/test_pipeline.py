@@ -14,11 +14,12 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 
+from sfc.config import ConfigError, FramesConfig
 from sfc.data.frames import INDEX_COLUMNS, REJECT_COLUMNS, FrameIndexError
 from sfc.datasets.optional_table import OptionalTableDataset
 from sfc.pipeline_registry import register_pipelines
 from sfc.pipelines.extract_frames import create_pipeline
-from sfc.pipelines.extract_frames.nodes import FRAMES_KEYS, build_frame_index
+from sfc.pipelines.extract_frames.nodes import build_frame_index
 from tests.data.test_frames import truncate, write_jpg, write_video
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,7 +60,7 @@ def test_node_outputs(tree: Path, tmp_path: Path) -> None:
 
 
 def test_node_rejects_unknown_parameters(tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown frames\.\* parameter\(s\) \['fps'\]"):
+    with pytest.raises(ConfigError, match=r"frames\.fps: unknown parameter; frames takes: extensions, jpeg_quality"):
         build_frame_index(frames_params(tree, tmp_path, fps=2), None, None)
 
 
@@ -111,7 +112,7 @@ def test_pipeline_runs_twice_incrementally(tree: Path, tmp_path: Path, caplog: p
 
 def test_conf_matches_the_node() -> None:
     params = yaml.safe_load((REPO / "conf/base/parameters_extract_frames.yml").read_text())
-    assert set(params) == {"frames"} and set(params["frames"]) == FRAMES_KEYS  # no dead or missing option
+    assert set(params) == {"frames"} and sorted(params["frames"]) == FramesConfig.keys()  # no dead or missing option
     assert params["frames"]["kind"] == "auto" and params["frames"]["root"] == "data/01_raw/frames"
     catalog = yaml.safe_load((REPO / "conf/base/catalog_extract_frames.yml").read_text())
     assert set(catalog) == (INPUTS | OUTPUTS) - {"params:frames"}

@@ -1,8 +1,9 @@
 """Tests of the ``fc_pretrain`` pipeline.
 
-:func:`fc_params` is the tiny CPU configuration shared by the node and pipeline tests: 32 px crops
-(a 4 x 4 feature map), batches of 2, narrow heads and 3 steps, so one run takes a few seconds. Each
-``last.ckpt`` still holds the full ResNet-18 (online + target + Adam moments, ~180 MB).
+:func:`fc_params` is the tiny CPU configuration shared by the node and pipeline tests: the
+``fc_pretrain`` group of conf/base (the trainer has no defaults in code) with :data:`TINY_FC` on top:
+32 px crops (a 4 x 4 feature map), batches of 2, narrow heads and 3 steps, so one run takes a few
+seconds. Each ``last.ckpt`` still holds the full ResNet-18 (online + target + Adam moments, ~180 MB).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.data.test_frames import write_jpg
+from tests.training.helpers import base_params
 
-#: ``fc_pretrain`` overrides of the tiny runs (everything else: FCTrainConfig defaults).
+#: ``fc_pretrain`` overrides of the tiny runs (everything else: conf/base/parameters_fc_pretrain.yml).
 TINY_FC: dict[str, Any] = {
     "steps": 3,
     "batch_size": 2,
@@ -33,9 +35,9 @@ TINY_FC: dict[str, Any] = {
 FRAME_SIZES: tuple[tuple[int, int], ...] = ((64, 48), (64, 48), (48, 64), (24, 20), (40, 24), (20, 20))
 
 
-def fc_params(work_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """``params:fc_pretrain`` of a tiny CPU run writing into ``work_dir``."""
-    return {**TINY_FC, "work_dir": str(work_dir), **overrides}
+def fc_params(work_dir: Path, /, **overrides: Any) -> dict[str, Any]:
+    """``params:fc_pretrain`` of a tiny CPU run writing into ``work_dir``: every key, as Kedro passes it."""
+    return {**base_params(), **TINY_FC, "work_dir": str(work_dir), **overrides}
 
 
 def write_frames(root: Path, sizes: tuple[tuple[int, int], ...] = FRAME_SIZES, video: str = "seq") -> list[Path]:

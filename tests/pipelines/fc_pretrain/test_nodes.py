@@ -18,12 +18,15 @@ import pandas as pd
 import pytest
 import torch
 
+from sfc.config import ConfigError
 from sfc.data.frames import INDEX_COLUMNS
 from sfc.pipelines.extract_frames.nodes import build_frame_index
 from sfc.pipelines.fc_pretrain import nodes
 from sfc.pipelines.fc_pretrain.nodes import select_training_frames, train_fc_network
-from sfc.training.fc_trainer import CHECKPOINT_NAME, EXPORT_NAME, METRICS_NAME, ResumeError
+from sfc.training import CHECKPOINT_NAME, EXPORT_NAME, METRICS_NAME, PREVIOUS_CHECKPOINT_NAME, ResumeError
+from tests.pipelines.extract_frames.test_pipeline import frames_params
 from tests.pipelines.fc_pretrain import FRAME_SIZES, fc_params, write_frames
+from tests.training.helpers import base_params
 
 SUMMARY_KEYS = {
     "final_step", "start_step", "wall_seconds", "images_per_second", "stopped_early", "skipped_images",
@@ -46,33 +49,46 @@ def _index(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("index", [None, pd.DataFrame(columns=list(INDEX_COLUMNS))], ids=["none", "empty"])
-def test_select_empty_index_points_to_extract_frames(index: pd.DataFrame | None) -> None:
-    with pytest.raises(ValueError, match=r"frame index is empty: run .*--pipelines extract_frames"):
-        select_training_frames(index, {"min_size": 16})
+def test_select_empty_index_points_to_extract_frames(index: pd.DataFrame | None, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"frame index is empty: run `kedro run --pipelines extract_frames"):
+        select_training_frames(index, fc_params(tmp_path))
 
 
-def test_select_drops_small_frames_with_a_warning_in_sorted_order(caplog: pytest.LogCaptureFixture) -> None:
+def test_select_drops_small_frames_with_a_warning_in_sorted_order(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     index = _index([
         ("/d/b/00001.jpg", 64, 48), ("/d/a/00000.jpg", 100, 31), ("/d/a/00002.jpg", 32, 32),
         ("/d/b/00000.jpg", 64, 64), ("/d/c/00000.jpg", 20, 200),
     ])
     caplog.set_level(logging.INFO, logger=nodes.__name__)
-    paths = select_training_frames(index, {"min_size": 32})
+    params = fc_params(tmp_path, min_size=32)
+    paths = select_training_frames(index, params)
     assert paths == ["/d/a/00002.jpg", "/d/b/00000.jpg", "/d/b/00001.jpg"]  # sorted, whatever the index order
-    assert paths == select_training_frames(index.sample(frac=1.0, random_state=1), {"min_size": 32})
+    assert paths == select_training_frames(index.sample(frac=1.0, random_state=1), params)
     assert "Skipping 2 of 5 frames smaller than 32 px" in caplog.text
     assert "Training frames: 3 from 2 video(s)" in caplog.text
 
 
-def test_select_default_min_size_is_the_trainer_default() -> None:
+def test_select_uses_min_size_from_conf_base() -> None:
     index = _index([("/d/a/0.jpg", 64, 64), ("/d/a/1.jpg", 63, 480)])
-    assert select_training_frames(index, {}) == ["/d/a/0.jpg"]  # FCTrainConfig.min_size = 64
+    params = base_params()
+    assert params["min_size"] == 64
+    assert select_training_frames(index, params) == ["/d/a/0.jpg"]
 
 
-def test_select_every_frame_too_small_is_an_error() -> None:
+def test_select_validates_the_whole_parameter_group() -> None:
+    index = _index([("/d/a/0.jpg", 64, 64)])
+    with pytest.raises(ConfigError, match=r"fc_pretrain\.arch: missing"):
+        select_training_frames(index, {"min_size": 16})  # no defaults in code: every key is needed
+    with pytest.raises(ConfigError, match=r"fc_pretrain\.min_sise: unknown parameter; fc_pretrain takes: .*min_size"):
+        select_training_frames(index, {**base_params(), "min_sise": 16})
+
+
+def test_select_every_frame_too_small_is_an_error(tmp_path: Path) -> None:
     index = _index([("/d/a/0.jpg", 20, 20), ("/d/a/1.jpg", 63, 480)])
     with pytest.raises(ValueError, match=r"no frame .* at least 64 px .*fc_pretrain\.min_size"):
-        select_training_frames(index, {"min_size": 64})
+        select_training_frames(index, fc_params(tmp_path, min_size=64))
 
 
 # ------------------------------------------------------------------------------------ train_fc_network
@@ -115,7 +131,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Trai
 
     tmp = tmp_path_factory.mktemp("fc")
     write_frames(tmp / "frames")
-    index, _, _ = build_frame_index({"root": str(tmp / "frames"), "kind": "folder", "workers": 1}, None, None)
+    index, _, _ = build_frame_index(frames_params(tmp / "frames", tmp, kind="folder"), None, None)
     params = fc_params(tmp / "run")
     frames = select_training_frames(index, params)
     with mlflow.start_run() as run:
@@ -123,16 +139,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Trai
     return Trained(frames, params, tmp / "run", export, summary, tracking_uri, run.info.run_id)
 
 
-def test_train_returns_the_sfc_native_export(trained: Trained) -> None:
+def test_train_returns_the_sfc_native_export_without_writing_it(trained: Trained) -> None:
     export = trained.export
     assert export["format"] == "sfc_native" and export["arch"] == "resnet18" and export["step"] == 3
     keys = list(export["model"])
     assert any(k.startswith("online_encoder.") for k in keys)
     assert {k.split(".")[0] for k in keys} >= {"online_encoder", "online_projector", "predictor", "target_encoder"}
     assert all(isinstance(v, torch.Tensor) and v.device.type == "cpu" for v in export["model"].values())
-    assert export["config"]["image_size"] == 32 and "work_dir" not in export["config"]  # pipeline keys stay out
-    saved = torch.load(trained.work_dir / EXPORT_NAME, map_location="cpu", weights_only=True)
-    assert all(torch.equal(saved["model"][k], v) for k, v in export["model"].items())
+    assert export["config"]["image_size"] == 32 and "work_dir" not in export["config"]  # placement keys stay out
+    # the export goes to the fc_checkpoint catalog entry only: the trainer keeps just its resume state
+    assert sorted(p.name for p in trained.work_dir.iterdir()) == [CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, METRICS_NAME]
+    assert not (trained.work_dir / EXPORT_NAME).exists()
+    saved = torch.load(trained.work_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    assert saved["step"] == 3 and all(torch.equal(saved["model"][k], v) for k, v in export["model"].items())
 
 
 def test_train_summary(trained: Trained) -> None:
@@ -181,14 +200,46 @@ def test_rerun_resumes_without_extra_steps(trained: Trained) -> None:
 
 def test_unknown_parameter_is_an_error_before_training(tmp_path: Path) -> None:
     params = fc_params(tmp_path / "run", stesp=10)
-    with pytest.raises(ValueError, match=r"unknown FCTrainConfig keys \['stesp'\]"):
+    with pytest.raises(ConfigError, match=r"fc_pretrain\.stesp: unknown parameter; fc_pretrain takes: .*, steps,"):
         train_fc_network(["/nowhere/0.jpg"], params)
     assert not (tmp_path / "run").exists()
 
 
-def test_invalid_parameter_value_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"image_size must be >= 1"):
-        train_fc_network(["/nowhere/0.jpg"], fc_params(tmp_path / "run", image_size=0))
+def test_missing_parameter_is_an_error_before_training(tmp_path: Path) -> None:
+    params = fc_params(tmp_path / "run")
+    del params["seed"]
+    with pytest.raises(ConfigError, match=r"fc_pretrain\.seed: missing"):
+        train_fc_network(["/nowhere/0.jpg"], params)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image_size": 0}, r"fc_pretrain\.image_size: must be >= 1, got 0"),
+        ({"steps": "ten"}, r"fc_pretrain\.steps: expected int, got 'ten'"),
+        ({"work_dir": ""}, r"fc_pretrain\.work_dir: must not be empty"),
+    ],
+)
+def test_invalid_parameter_value_is_an_error(tmp_path: Path, overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        train_fc_network(["/nowhere/0.jpg"], fc_params(tmp_path / "run", **overrides))
+
+
+def test_nproc_per_node_2_launches_ddp_and_replays_metrics(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nproc_per_node: 2``: two gloo processes; rank 0's export comes back through the launcher."""
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(key, "1")
+    logged: list[tuple[int, dict[str, float]]] = []
+    monkeypatch.setattr(nodes, "_mlflow_log", lambda metrics, step: logged.append((step, metrics)))
+    work_dir = tmp_path / "ddp"
+    export, summary = train_fc_network(trained.frames, fc_params(work_dir, nproc_per_node=2, steps=2))
+    assert (summary["world_size"], summary["final_step"]) == (2, 2) and export["step"] == 2
+    assert export["model"].keys() == trained.export["model"].keys()
+    assert [step for step, _ in logged] == [1, 2] and set(logged[0][1]) == LOGGED
+    assert not (work_dir / EXPORT_NAME).exists()
 
 
 def test_corrupt_resume_checkpoint_is_named_and_kept(trained: Trained, tmp_path: Path) -> None:

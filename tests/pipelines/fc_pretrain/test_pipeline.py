@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,17 @@ from kedro_datasets.json import JSONDataset
 from sfc.data.frames import INDEX_COLUMNS, FrameIndexError
 from sfc.datasets.davis_results import DavisResultsDataset
 from sfc.datasets.torch_checkpoint import TorchCheckpointDataset
-from sfc.metrics.davis import GLOBAL_KEYS
+from sfc.evaluation.davis.metric import GLOBAL_KEYS
 from sfc.models.checkpoints import load_backbone
 from sfc.pipeline_registry import register_pipelines
-from sfc.pipelines.evaluate_davis import nodes as evaluate_nodes
 from sfc.pipelines.fc_pretrain import create_pipeline
-from sfc.pipelines.fc_pretrain.nodes import _PIPELINE_KEYS
-from sfc.training.fc_trainer import FCTrainConfig
+from sfc.training import FCTrainConfig
 from tests.data.test_frames import write_jpg
 from tests.pipelines.conftest import KedroSessionRun
 from tests.pipelines.evaluate_davis import PROPAGATION, RUNTIME, davis_params
 from tests.pipelines.extract_frames.test_pipeline import _catalog as frames_catalog
 from tests.pipelines.extract_frames.test_pipeline import frames_params
-from tests.pipelines.fc_pretrain import fc_params, write_frames
+from tests.pipelines.fc_pretrain import TINY_FC, fc_params, write_frames
 
 REPO = Path(__file__).resolve().parents[3]
 INPUTS = {"frame_index", "params:fc_pretrain"}
@@ -54,9 +51,8 @@ def test_pipeline_structure() -> None:
 
 def test_conf_matches_the_trainer() -> None:
     params = yaml.safe_load((REPO / "conf/base/parameters_fc_pretrain.yml").read_text())["fc_pretrain"]
-    trainer_keys = {f.name for f in fields(FCTrainConfig)}
-    assert set(params) == trainer_keys | set(_PIPELINE_KEYS)  # no dead or missing option
-    config = FCTrainConfig.from_dict({k: v for k, v in params.items() if k not in _PIPELINE_KEYS})
+    assert set(params) == set(FCTrainConfig.keys())  # the whole group is the trainer's config: no dead option
+    config = FCTrainConfig.from_dict(params)
     paper = {"arch": "resnet18", "steps": 60_000, "batch_size": 96, "image_size": 256, "lr": 1e-3,
              "weight_decay": 0.0, "momentum_base": 0.99, "radius": 0.5, "scale_min": 0.0, "scale_max": 1.0,
              "flip": False, "projection_hidden_dim": 2048, "projection_dim": 256, "prediction_hidden_dim": 2048}
@@ -73,7 +69,7 @@ def test_conf_matches_the_trainer() -> None:
 
 
 def _tmp_files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+    return sorted(p.name for p in folder.iterdir() if p.name != "fc.pth")
 
 
 def test_checkpoint_dataset_round_trip_and_atomic_overwrite(tmp_path: Path) -> None:
@@ -94,6 +90,17 @@ def test_checkpoint_dataset_round_trip_and_atomic_overwrite(tmp_path: Path) -> N
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not tempfile's 0600: readable as usual
 
 
+def test_checkpoint_dataset_writes_0644_under_umask_022(tmp_path: Path) -> None:
+    path = tmp_path / "fc.pth"
+    previous = os.umask(0o022)
+    try:
+        TorchCheckpointDataset(filepath=str(path)).save({"model": {"w": torch.ones(1)}, "step": 1})
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fc.pth"]
+
+
 @pytest.mark.parametrize("data", [torch.ones(2), {"state_dict": {}}, [("model", {})]], ids=["tensor", "no-model", "list"])
 def test_checkpoint_dataset_refuses_non_checkpoints(tmp_path: Path, data: Any) -> None:
     dataset = TorchCheckpointDataset(filepath=str(tmp_path / "fc.pth"))
@@ -109,7 +116,8 @@ def test_checkpoint_dataset_failed_save_keeps_the_old_file(tmp_path: Path, monke
     before = path.read_bytes()
 
     def failing_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        f.write(b"partial")  # a crash halfway through the write
+        with open(f, "wb") as fh:  # a crash halfway through the write (to the temporary file)
+            fh.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", failing_save)
@@ -171,7 +179,9 @@ def test_extract_train_and_evaluate(
     # evaluate_davis as registered, its parameters from conf/base with the tiny overrides (a parameter
     # added to evaluate_davis later gets its base value)
     evaluate = pipelines["evaluate_davis"]
-    base = yaml.safe_load((REPO / "conf/base/parameters_evaluate_davis.yml").read_text())
+    base: dict[str, Any] = {}  # every parameters*.yml of conf/base, merged as Kedro does
+    for path in sorted((REPO / "conf" / "base").glob("parameters*.yml")):
+        base.update(yaml.safe_load(path.read_text()) or {})
     overrides = {
         "davis": davis_params(tiny_davis, max_frames=3),
         "backbone": {"arch": "resnet18", "checkpoint": str(checkpoint), "seed": 0},
@@ -190,7 +200,7 @@ def test_extract_train_and_evaluate(
         loaded.append((path, info.layout, info.sha256))
         return model, info
 
-    monkeypatch.setattr(evaluate_nodes, "load_backbone", spy)  # predict_davis looks it up when called
+    monkeypatch.setattr("sfc.models.checkpoints.load_backbone", spy)  # the evaluation imports it when called
     SequentialRunner().run(evaluate, davis)
     assert loaded == [(str(checkpoint), "sfc_native", info.sha256)]
     metrics = davis.load("davis_metrics")
@@ -230,9 +240,9 @@ def test_session_run_trains_and_logs_to_mlflow(tmp_path: Path, kedro_session: Ke
     parameters merged into conf/base, kedro-mlflow): fc.pth, the summary and MLflow's metrics."""
     write_frames(tmp_path / "raw")
     work_dir = tmp_path / "run"
-    runtime_params = {
+    runtime_params = {  # real keys only, merged into conf/base's groups
         "frames": {"root": str(tmp_path / "raw"), "kind": "folder", "workers": 1},
-        "fc_pretrain": fc_params(work_dir),
+        "fc_pretrain": {**TINY_FC, "work_dir": str(work_dir)},
     }
     proc = kedro_session(["extract_frames", "fc_pretrain"], runtime_params)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -242,6 +252,8 @@ def test_session_run_trains_and_logs_to_mlflow(tmp_path: Path, kedro_session: Ke
     assert info.layout == "sfc_native" and info.metadata["step"] == 3
     summary = json.loads((tmp_path / "data" / "08_reporting" / "fc" / "train_summary.json").read_text())
     assert (summary["start_step"], summary["final_step"], summary["frames"]) == (0, 3, 6)
+    # fc.pth is written once, by the catalog; the work_dir keeps the trainer's resume state only
+    assert sorted(p.name for p in work_dir.iterdir()) == ["last.ckpt", "last.prev.ckpt", "metrics.jsonl"]
 
     import mlflow  # heavy: imported only by this test
 

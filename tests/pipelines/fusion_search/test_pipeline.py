@@ -20,7 +20,7 @@ from tests.pipelines.conftest import KedroSessionRun
 
 def test_pipeline_structure_and_registry() -> None:
     pipeline = create_pipeline()
-    assert "feature_cache" in pipeline.inputs()
+    assert {"feature_cache", "fusion_search_parts_previous"} <= pipeline.inputs()
     assert pipeline.outputs() == {
         "fusion_search_heatmap", "fusion_search_mlflow_metrics", "fusion_best_parameters",
     }

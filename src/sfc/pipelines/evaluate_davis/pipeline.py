@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis, select_sequences
+from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis
+from sfc.pipelines.shared import select_davis_sequences
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(select_sequences, "params:davis", "davis_sequences", name="select_davis_sequences"),
+            Node(select_davis_sequences, "params:davis", "davis_sequences", name="select_davis_sequences"),
             Node(
                 predict_davis,
                 [
                     "davis_sequences",
                     "params:davis",
                     "params:backbone",
-                    "params:propagation",
-                    "params:runtime",
                     "params:semantic",
                     "params:fusion",
+                    "params:propagation",
+                    "params:runtime",
                 ],
                 "davis_predictions",
                 name="predict_davis",

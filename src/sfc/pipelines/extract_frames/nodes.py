@@ -15,16 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from sfc.config import FramesConfig
 from sfc.data.frames import build_frame_index as _build_frame_index
 
 logger = logging.getLogger(__name__)
-
-#: Keys of ``frames.*`` (conf/base/parameters_extract_frames.yml); anything else is a typo.
-FRAMES_KEYS = frozenset(
-    {"root", "kind", "extensions", "video_extensions", "verify", "output_dir", "video_fps", "jpeg_quality",
-     "video_max_seconds", "workers"}
-)
-
 
 def build_frame_index(
     frames: dict[str, Any],
@@ -34,8 +28,7 @@ def build_frame_index(
     """Scan ``frames.root`` into the frame index, reusing the previous run's rows of unchanged files.
 
     Args:
-        frames: ``frames.*`` parameters (root, kind, extensions, video_extensions, verify, output_dir,
-            video_fps, jpeg_quality, video_max_seconds, workers).
+        frames: ``frames.*`` parameters (:class:`sfc.config.FramesConfig`).
         previous_index: the index written by the last run, or None.
         previous_rejects: the rejects written by the last run, or None.
 
@@ -47,15 +40,12 @@ def build_frame_index(
         summary: counts and timings.
 
     Raises:
-        ValueError: unknown ``frames.*`` keys.
+        sfc.config.ConfigError: unknown, missing or invalid ``frames.*`` keys.
         sfc.data.frames.FrameIndexError: missing root, wrong kind, or no frame found.
     """
-    unknown = sorted(set(frames) - FRAMES_KEYS)
-    if unknown:
-        raise ValueError(f"unknown frames.* parameter(s) {unknown}; expected some of {sorted(FRAMES_KEYS)}")
-    kwargs = {k: frames[k] for k in FRAMES_KEYS - {"root", "kind"} if k in frames}
+    options = FramesConfig.from_dict(frames).to_dict()
     result = _build_frame_index(
-        frames["root"], frames.get("kind", "auto"),
-        previous_index=previous_index, previous_rejects=previous_rejects, **kwargs,
+        options.pop("root"), options.pop("kind"),
+        previous_index=previous_index, previous_rejects=previous_rejects, **options,
     )
     return result.index, result.rejects, result.summary

@@ -1,4 +1,10 @@
-"""Nodes of ``fc_pretrain``: thin wrappers over :mod:`sfc.training.fc_trainer`."""
+"""Nodes of ``fc_pretrain``: thin wrappers over :mod:`sfc.training`.
+
+Both nodes take the whole ``fc_pretrain`` parameter group and build a strict
+:class:`~sfc.training.FCTrainConfig` from it (unknown, missing or mistyped keys fail before any work).
+:func:`train_fc_network` returns the trainer's export; the ``fc_checkpoint`` catalog entry writes it
+(``data/06_models/fc/fc.pth``), the one place the final weights are saved.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +14,40 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
-from sfc.training.fc_trainer import FCTrainConfig, launch_fc_training, train_fc
+from sfc.training import METRICS_NAME, FCTrainConfig, launch_fc_training, train_fc
 
 logger = logging.getLogger(__name__)
 
-# Keys of `fc_pretrain` that are not FCTrainConfig fields.
-_PIPELINE_KEYS = ("work_dir", "nproc_per_node")
 
+def select_training_frames(frame_index: pd.DataFrame | None, fc_pretrain: dict[str, Any]) -> list[str]:
+    """Frame files to train on: every indexed frame at least ``min_size`` on both sides, sorted.
 
-def select_training_frames(frame_index: pd.DataFrame, fc_pretrain: dict[str, Any]) -> list[str]:
-    """Frame files to train on: every indexed frame at least ``min_size`` on its shorter side.
+    Args:
+        frame_index: the ``frame_index`` of ``extract_frames`` (columns ``path``, ``video``, ``width``,
+            ``height``, ...).
+        fc_pretrain: the ``fc_pretrain`` parameter group.
+
+    Returns:
+        Frame paths in a stable (sorted) order: the order seeds the data stream, so a resume needs it.
 
     Raises:
+        sfc.config.ConfigError: ``fc_pretrain`` does not fit :class:`~sfc.training.FCTrainConfig`.
         ValueError: the index is empty, or no frame is large enough.
     """
+    config = FCTrainConfig.from_dict(fc_pretrain)
     if frame_index is None or len(frame_index) == 0:
         raise ValueError(
             "the frame index is empty: run `kedro run --pipelines extract_frames --params frames.root=...` first"
         )
-    min_size = int(fc_pretrain.get("min_size", FCTrainConfig.min_size))
+    min_size = config.min_size
     big = frame_index[(frame_index["width"] >= min_size) & (frame_index["height"] >= min_size)]
     dropped = len(frame_index) - len(big)
     if dropped:
         logger.warning("Skipping %d of %d frames smaller than %d px on a side", dropped, len(frame_index), min_size)
     if big.empty:
         raise ValueError(f"no frame in the index is at least {min_size} px on both sides (fc_pretrain.min_size)")
-    paths = sorted(big["path"].astype(str).tolist())  # a stable order: it seeds the data order (resume)
+    paths = sorted(big["path"].astype(str).tolist())
     logger.info("Training frames: %d from %d video(s)", len(paths), big["video"].nunique())
     return paths
 
@@ -50,24 +62,31 @@ def _mlflow_log(metrics: dict[str, float], step: int) -> None:
 def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train (or resume) the FC network; return the export checkpoint and a summary.
 
-    ``fc_pretrain.work_dir`` keeps ``last.ckpt`` between runs: rerunning the same command after a
-    crash or preemption resumes from it. ``nproc_per_node > 1`` starts that many local processes
-    through torch's elastic launcher (DDP; gloo on CPU, nccl on CUDA).
+    ``fc_pretrain.work_dir`` keeps the trainer's resume state (``last.ckpt``) and ``metrics.jsonl``
+    between runs: rerunning the same command after a crash or preemption resumes from it.
+    ``nproc_per_node > 1`` starts that many local processes through torch's elastic launcher (DDP;
+    gloo on CPU, nccl on CUDA) and replays rank 0's ``metrics.jsonl`` to MLflow afterwards.
+
+    Args:
+        frame_paths: output of :func:`select_training_frames`.
+        fc_pretrain: the ``fc_pretrain`` parameter group.
+
+    Returns:
+        (the export checkpoint dict, for the ``fc_checkpoint`` catalog entry; a JSON-able summary).
+
+    Raises:
+        sfc.config.ConfigError: ``fc_pretrain`` does not fit :class:`~sfc.training.FCTrainConfig`.
+        sfc.training.ResumeError: ``last.ckpt`` in ``work_dir`` cannot be resumed from.
+        RuntimeError: the training returned no export.
     """
-    params = dict(fc_pretrain)
-    if not params.get("work_dir"):
-        raise ValueError("fc_pretrain.work_dir is not set: the folder for resume checkpoints and metrics")
-    work_dir = Path(params.pop("work_dir"))
-    nproc = int(params.pop("nproc_per_node", 1))
-    config = FCTrainConfig.from_dict(params)
-    if nproc > 1:
-        result = launch_fc_training(nproc, frame_paths, config, work_dir=work_dir)
-        _replay_metrics(work_dir / "metrics.jsonl")  # separate processes: log rank 0's metrics afterwards
+    config = FCTrainConfig.from_dict(fc_pretrain)
+    if config.nproc_per_node > 1:
+        result = launch_fc_training(frame_paths, config)
+        _replay_metrics(Path(config.work_dir) / METRICS_NAME)  # separate processes: log rank 0's afterwards
     else:
-        result = train_fc(frame_paths, config, work_dir=work_dir, log=_mlflow_log)
-    if result is None or result.export_path is None:
-        raise RuntimeError(f"training in {work_dir} produced no export (fc.pth)")
-    export = torch.load(result.export_path, map_location="cpu", weights_only=True)
+        result = train_fc(frame_paths, config, log=_mlflow_log)
+    if result is None or result.export is None:
+        raise RuntimeError(f"training in {config.work_dir} returned no export (rank 0's result is missing)")
     summary = {
         "final_step": result.final_step,
         "start_step": result.start_step,
@@ -81,7 +100,7 @@ def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tup
         "frames": len(frame_paths),
     }
     logger.info("FC training: %s", summary)
-    return export, summary
+    return result.export, summary
 
 
 def _replay_metrics(path: Path) -> None:

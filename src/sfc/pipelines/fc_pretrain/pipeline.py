@@ -1,4 +1,4 @@
-"""Wiring of ``fc_pretrain``: frame index -> FC checkpoint (data/06_models/fc/fc.pth)."""
+"""Wiring of ``fc_pretrain``: frame index -> FC checkpoint (catalog ``fc_checkpoint``, fc.pth)."""
 
 from __future__ import annotations
 

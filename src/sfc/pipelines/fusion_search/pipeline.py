@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from sfc.pipelines.fusion_search.nodes import (
     best_parameters,
+    collect_fusion_search,
     plot_fusion_heatmap,
     search_fusion_grid,
     select_validation_sequences,
@@ -27,6 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "fusion_validation_sequences",
                     "feature_cache",
+                    "fusion_search_parts_previous",
                     "params:davis",
                     "params:backbone",
                     "params:semantic",
@@ -35,8 +37,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:fusion_search",
                     "params:runtime",
                 ],
-                "fusion_search_results",
+                ["fusion_search_parts", "fusion_search_plan"],
                 name="search_fusion_grid",
+            ),
+            Node(
+                collect_fusion_search,
+                ["fusion_search_parts", "fusion_search_plan"],
+                "fusion_search_results",
+                name="collect_fusion_search",
             ),
             Node(
                 summarize_fusion_search,

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from sfc.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ __all__ = [
     "read_mask",
     "read_split",
     "resolve_sequences",
+    "validate_annotations",
     "write_mask",
 ]
 
@@ -355,8 +357,8 @@ def write_mask(path: PathLike, mask: np.ndarray) -> None:
     """Write an id mask as a DAVIS palette PNG, atomically.
 
     The PNG is written to a temporary file in the destination folder and moved over the target
-    with :func:`os.replace`, so readers never see a partial file and a failure leaves no target
-    (and no temporary file) behind. Parent folders are created.
+    (:func:`sfc.atomic.atomic_path`), so readers never see a partial file and a failure leaves no
+    target (and no temporary file) behind. Parent folders are created.
 
     Args:
         path: destination ``.png`` file.
@@ -369,17 +371,8 @@ def write_mask(path: PathLike, mask: np.ndarray) -> None:
     ids = _as_mask_array(mask, path)
     img = Image.frombytes("P", (ids.shape[1], ids.shape[0]), ids.tobytes())
     img.putpalette(DAVIS_PALETTE.reshape(-1).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 # --------------------------------------------------------------------------------------------- sequences
@@ -484,6 +477,31 @@ def load_sequence(root: PathLike, seq: str, *, max_frames: int | None = None) ->
         first_mask=first_mask,
         object_ids=object_ids,
     )
+
+
+def validate_annotations(seq: DavisSequence) -> None:
+    """Check the annotation of every frame of ``seq`` before any long work uses them.
+
+    Each ``Annotations/480p/<seq>/<frame>.png`` must exist and decode as a palette (or greyscale) PNG
+    of the first frame's size; scoring reads all of them, so a bad one found only then would cost
+    the whole propagation.
+
+    Raises:
+        DavisFormatError: the first bad annotation, named, with what was expected and found.
+    """
+    for name in seq.frame_names[1:]:
+        path = seq.annotation_path(name)
+        if not path.is_file():
+            raise DavisFormatError(
+                f"{path}: annotation of frame {name!r} of sequence {seq.name!r} not found (every frame is scored "
+                "against its annotation)"
+            )
+        mask = read_mask(path)
+        if mask.shape != tuple(seq.size):
+            raise DavisFormatError(
+                f"{path}: expected an annotation of the first frame's size (H, W) = {tuple(seq.size)}, "
+                f"found {mask.shape}"
+            )
 
 
 def iter_frames(seq: DavisSequence) -> Iterator[np.ndarray]:

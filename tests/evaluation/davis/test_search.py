@@ -1,8 +1,8 @@
-"""Tests of :mod:`sfc.fusion_search` (grid scoring) and :func:`sfc.metrics.davis.score_frame`.
+"""Tests of :mod:`sfc.evaluation.davis.search` (grid scoring) and :func:`sfc.evaluation.davis.metric.score_frame`.
 
 The key property: the score of every grid configuration equals what ``evaluate_davis`` reports for
-that configuration alone (fused features -> :func:`sfc.vos.predict_sequence` -> palette PNGs ->
-:func:`sfc.davis_eval.evaluate_one_sequence`), on the tiny generated DAVIS data.
+that configuration alone (fused features -> :func:`sfc.evaluation.davis.evaluate.predict_sequence` -> palette PNGs ->
+:func:`sfc.evaluation.davis.evaluate.evaluate_one_sequence`), on the tiny generated DAVIS data.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-from sfc.data.davis import iter_frames, load_sequence, read_annotations, write_mask
-from sfc.davis_eval import evaluate_one_sequence
-from sfc.fusion_search import results_table, search_sequence, summarize_grid
-from sfc.metrics.davis import evaluate_sequence, score_frame
+from sfc.config import PropagationConfig
+from sfc.evaluation.common import Networks
+from sfc.evaluation.davis.evaluate import evaluate_one_sequence, predict_sequence
+from sfc.evaluation.davis.metric import evaluate_sequence, score_frame
+from sfc.evaluation.davis.reader import iter_frames, load_sequence, read_annotations, write_mask
+from sfc.evaluation.davis.search import results_table, search_sequence, summarize_grid
 from sfc.models.backbones import build_backbone, extract_features
 from sfc.propagation.grid import make_grid
-from sfc.vos import PropagationConfig, predict_sequence
 
 
 def test_score_frame_equals_evaluate_sequence() -> None:
@@ -58,9 +59,8 @@ def test_grid_scores_equal_evaluate_davis_path(tiny_davis, tmp_path, two_backbon
             topk=point.topk, temperature=point.temperature, radius=point.radius, context=point.context
         )
         out = tmp_path / f"p{p}"
-        for pred in predict_sequence(
-            seq, fine_model, config, semantic_model=semantic_model, fusion_lambda=point.lam, progress=False
-        ):
+        networks = Networks(fine_model, semantic_model, point.lam, "error", torch.device("cpu"))
+        for pred in predict_sequence(seq, networks, config, scale=1.0, progress=False):
             write_mask(out / pred.sequence / f"{pred.frame}.png", pred.mask)
         ref = evaluate_one_sequence(tiny_davis, out, "demo-00")
         for obj, scores in ref.items():

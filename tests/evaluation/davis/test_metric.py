@@ -1,4 +1,4 @@
-"""Tests of :mod:`sfc.metrics.davis` (DAVIS-2017 J&F, semi-supervised).
+"""Tests of :mod:`sfc.evaluation.davis.metric` (DAVIS-2017 J&F, semi-supervised).
 
 Hand-computable cases, a brute-force boundary-F reference, and reference numbers produced by the
 official ``davis2017-evaluation`` code (commit ac7c43f, run in a scratch environment with OpenCV and
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sfc.metrics.davis import (
+from sfc.evaluation.davis.metric import (
     GLOBAL_COLUMNS,
     GLOBAL_KEYS,
     PER_OBJECT_COLUMNS,

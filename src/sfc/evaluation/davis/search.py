@@ -6,7 +6,7 @@ sequences from two per-frame feature streams (usually read from the feature cach
 computation of :mod:`sfc.propagation.grid`: similarities are computed once per frame, every
 configuration only runs its own label recurrence and scoring.
 
-Scores are computed while streaming (:func:`sfc.metrics.davis.score_frame` on every frame 1..T-2),
+Scores are computed while streaming (:func:`sfc.evaluation.davis.metric.score_frame` on every frame 1..T-2),
 so no prediction is written to disk and memory does not grow with the number of configurations
 beyond one label ring each. Per-configuration numbers equal those of writing the predictions and
 running the DAVIS evaluation on them (tests check it against the ``evaluate_davis`` path).
@@ -20,12 +20,9 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,16 +30,55 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sfc.data.davis import DavisSequence, onehot, read_mask
+from sfc.config import (
+    BackboneConfig,
+    DavisConfig,
+    FusionConfig,
+    FusionSearchConfig,
+    PropagationConfig,
+    SemanticConfig,
+)
+from sfc.evaluation.davis.metric import VOID_ID, ObjectScores, score_frame
+from sfc.evaluation.davis.reader import DavisSequence, onehot, read_mask
 from sfc.fusion import Align, align_grids, check_fusion_args
-from sfc.metrics.davis import VOID_ID, ObjectScores, score_frame
-from sfc.propagation.grid import GridPoint, iter_grid_propagate
+from sfc.propagation.grid import GridPoint, iter_grid_propagate, make_grid
 from sfc.propagation.labels import downsample_labels, upsample_argmax
 
 logger = logging.getLogger(__name__)
 
 POINT_COLUMNS = ["lambda", "topk", "radius", "temperature", "context"]
 """Columns of the result tables that identify a configuration (parameter names of the pipelines)."""
+
+
+def grid_points(
+    search: FusionSearchConfig, fusion: FusionConfig, propagation: PropagationConfig
+) -> list[GridPoint]:
+    """The configurations to score: the product of the ``fusion_search`` axes.
+
+    An axis set to null takes the single value of the matching parameter (``fusion.lambda``,
+    ``propagation.topk`` / ``radius`` / ``temperature`` / ``context``).
+
+    Raises:
+        ValueError: an axis holding invalid values (e.g. a top-k of 0).
+    """
+    fallback = {
+        "lambdas": fusion.lam,
+        "topks": propagation.topk,
+        "radii": propagation.radius,
+        "temperatures": propagation.temperature,
+        "contexts": propagation.context,
+    }
+    values = {axis: list(getattr(search, axis) or [fallback[axis]]) for axis in fallback}
+    try:
+        return make_grid(**values)
+    except ValueError as exc:
+        raise ValueError(f"invalid fusion_search grid: {exc}") from exc
+
+
+def validation_sequences(search: FusionSearchConfig, davis: DavisConfig) -> list[str] | None:
+    """The validation list: ``fusion_search.sequences``, else ``davis.sequences`` (None = the whole split)."""
+    chosen = search.sequences if search.sequences is not None else davis.sequences
+    return None if chosen is None else list(chosen)
 
 
 @dataclass
@@ -77,6 +113,18 @@ def _aligned_pairs(
             s, f = s.to(device), f.to(device)
         s = align_grids(s, f, align, where=f"sequence {name!r}, frame {t}: ")
         yield s, f
+
+
+def check_aligned(name: str, semantic: Iterable[torch.Tensor], fine: Iterable[torch.Tensor], align: Align) -> None:
+    """Fail now, before any scoring, when the two feature grids of a sequence cannot be fused with ``align``.
+
+    Only the first frame of each stream is read (the other frames of an entry share its size).
+
+    Raises:
+        ValueError: different spatial sizes with ``align="error"``, naming the sequence.
+    """
+    s0, f0 = next(iter(semantic)), next(iter(fine))
+    align_grids(s0, f0, align, where=f"sequence {name!r}: ")
 
 
 def search_sequence(
@@ -193,6 +241,19 @@ def results_table(results: Sequence[SequenceSearch], points: Sequence[GridPoint]
     return pd.DataFrame(rows)
 
 
+def score_sequence(
+    seq: DavisSequence,
+    semantic: Iterable[torch.Tensor],
+    fine: Iterable[torch.Tensor],
+    points: Sequence[GridPoint],
+    *,
+    align: Align,
+    device: torch.device | None = None,
+) -> pd.DataFrame:
+    """:func:`search_sequence` of one sequence as its :func:`results_table` rows."""
+    return results_table([search_sequence(seq, semantic, fine, points, align=align, device=device)], points)
+
+
 def summarize_grid(table: pd.DataFrame) -> pd.DataFrame:
     """Per configuration, the global DAVIS means (over all objects of all sequences), best first.
 
@@ -222,54 +283,78 @@ def summarize_grid(table: pd.DataFrame) -> pd.DataFrame:
     return agg
 
 
-def search_signature(points: Sequence[GridPoint], sequence: str, frames: Sequence[str], **inputs: Any) -> str:
-    """SHA-256 of everything one sequence's results depend on (grid, frames, feature keys, align ...).
+def annotations_digest(seq: DavisSequence) -> str:
+    """SHA-256 of the bytes of every annotation of ``seq`` (what its scores are measured against)."""
+    digest = hashlib.sha256()
+    for name in seq.frame_names:
+        digest.update(name.encode() + b"\0")
+        digest.update(seq.annotation_path(name).read_bytes())
+    return digest.hexdigest()
 
-    ``inputs`` must be JSON-serialisable (e.g. the two feature keys' ``to_dict()`` and ``align``).
+
+def search_signature(points: Sequence[GridPoint], seq: DavisSequence, **inputs: Any) -> str:
+    """SHA-256 of everything one sequence's grid scores depend on.
+
+    It covers the grid, the sequence's frames and the content of its annotations, and ``inputs``
+    (JSON-serialisable: the two feature keys' ``to_dict()`` and ``align``); it does not depend on
+    where the data or the checkout live, so a moved checkout resumes from its stored results.
     """
     payload = {
         "points": [p.as_dict() for p in points],
-        "sequence": sequence,
-        "frames": list(frames),
+        "sequence": seq.name,
+        "frames": list(seq.frame_names),
+        "annotations": annotations_digest(seq),
         "inputs": inputs,
-        "version": 1,
+        "version": 2,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-class PartialResults:
-    """Per-sequence result tables of a running search, so an interrupted search resumes.
+def part_id(sequence: str, signature: str) -> str:
+    """Name of one sequence's stored results: ``<sequence>-<signature[:16]>``."""
+    return f"{sequence}-{signature[:16]}"
 
-    ``<root>/<sequence>-<signature[:16]>.parquet`` holds the :func:`results_table` rows of one
-    sequence; the signature (:func:`search_signature`) covers the grid, the frames and the feature
-    keys, so a changed input never reuses old rows. Files are written atomically (temp + rename).
+
+def run_name(row: Any) -> str:
+    """A configuration as a short label (MLflow child-run name, log lines)."""
+    return (
+        f"lambda={row['lambda']:g} k={int(row['topk'])} r={row['radius']:g} "
+        f"t={row['temperature']:g} m={int(row['context'])}"
+    )
+
+
+def best_configuration(summary: pd.DataFrame) -> dict[str, Any]:
+    """The first row of :func:`summarize_grid` as plain JSON values (ints for top-k and m)."""
+    best = summary.iloc[0]
+    return {
+        **{c: int(best[c]) if c in ("topk", "context") else float(best[c]) for c in POINT_COLUMNS},
+        **{m: round(float(best[m]), 6) for m in ("JF_mean", "J_mean", "F_mean")},
+        "configurations": len(summary),
+        "sequences": int(best["sequences"]),
+        "objects": int(best["objects"]),
+    }
+
+
+def best_parameters(
+    best: dict[str, Any],
+    davis: DavisConfig,
+    backbone: BackboneConfig,
+    semantic: SemanticConfig,
+    fusion: FusionConfig,
+) -> dict[str, Any]:
+    """The best configuration as Kedro parameters (merged over conf/base by ``-e fusion_best``).
+
+    It holds the networks and scale the search used, ``fusion.lambda`` and ``propagation.*``.
     """
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def path(self, sequence: str, signature: str) -> Path:
-        return self.root / f"{sequence}-{signature[:16]}.parquet"
-
-    def load(self, sequence: str, signature: str) -> pd.DataFrame | None:
-        """The stored rows, or None when absent or unreadable (then they are recomputed)."""
-        path = self.path(sequence, signature)
-        if not path.is_file():
-            return None
-        try:
-            return pd.read_parquet(path)
-        except Exception as exc:  # a damaged file is recomputed, not fatal
-            logger.warning("%s: unreadable partial results (%s); recomputing", path, exc)
-            return None
-
-    def save(self, sequence: str, signature: str, rows: pd.DataFrame) -> Path:
-        path = self.path(sequence, signature)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            rows.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+    return {
+        "davis": {"scale": davis.scale},
+        "backbone": backbone.to_dict(),
+        "semantic": semantic.to_dict(),
+        "fusion": {"lambda": float(best["lambda"]), "align": fusion.align},
+        "propagation": {
+            "topk": int(best["topk"]),
+            "temperature": float(best["temperature"]),
+            "radius": float(best["radius"]),
+            "context": int(best["context"]),
+        },
+    }

@@ -1,0 +1,195 @@
+"""The shared front door of every benchmark: which networks, which features, which propagation.
+
+Each benchmark (``sfc.evaluation.davis``, later JHMDB and VIP) has its own reader, label encoding and
+metric; what they share lives here:
+
+* :func:`load_networks`: the fine-grained backbone and, optionally, the semantic network of SFC,
+  loaded from the ``backbone`` / ``semantic`` / ``fusion`` parameter groups, checked to be fusable
+  before any frame is read, on one device;
+* :func:`iter_frame_features`: per-frame stride-8 features of a stream of RGB frames, late-fused
+  (SFC eq. 7) when a semantic network is configured;
+* :func:`propagate_labels`: the CRW/SFC label propagation of first-frame labels (any number of
+  channels: object masks, part maps, joint heatmaps) through those features, streaming.
+
+No Kedro or MLflow here; the pipelines call these functions with typed configs (:mod:`sfc.config`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sfc.config import BackboneConfig, FusionConfig, PropagationConfig, SemanticConfig
+from sfc.device import resolve_device
+from sfc.fusion import Align, check_fusion_args, late_fusion
+from sfc.propagation.engine import iter_propagate
+from sfc.propagation.labels import downsample_labels
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Networks", "check_fusable", "describe_network", "iter_frame_features", "load_network",
+           "load_networks", "propagate_labels"]
+
+
+def describe_network(arch: str, info: Any) -> str:
+    """``resnet18 (sfc_native, path/fc.pth, sha256 0123456789ab)`` or ``resnet18 (random init, seed 0)``."""
+    if getattr(info, "path", None):
+        return f"{arch} ({info.layout}, {info.path}, sha256 {info.sha256[:12]})"
+    return f"{arch} (random init, seed {info.seed})"
+
+
+def load_network(cfg: BackboneConfig | SemanticConfig, *, group: str) -> tuple[torch.nn.Module, Any]:
+    """Build one network from its parameter group (``backbone`` or ``semantic``), on the CPU, eval mode.
+
+    Raises:
+        ValueError: ``cfg.arch`` is null.
+        sfc.models.CheckpointError: the checkpoint file is missing or unreadable; the message names
+            the file and the parameter ``<group>.checkpoint``.
+    """
+    from sfc.models.checkpoints import CheckpointError, load_backbone  # torch-heavy
+
+    if cfg.arch is None:
+        raise ValueError(f"{group}.arch is null: no network to load")
+    try:
+        model, info = load_backbone(cfg.arch, cfg.checkpoint, seed=cfg.seed)
+    except CheckpointError as exc:
+        raise type(exc)(f"{exc} (parameter {group}.checkpoint)") from exc
+    return model.eval(), info
+
+
+def check_fusable(fine: torch.nn.Module, semantic: torch.nn.Module, fusion: FusionConfig) -> None:
+    """Fail before any frame is read when two networks cannot be fused as configured.
+
+    Raises:
+        ValueError: backbones of different stride with ``fusion.align: error`` (their feature grids
+            would differ; ``resize`` resamples the semantic map onto the fine grid).
+    """
+    check_fusion_args(fusion.lam, fusion.align)
+    fine_stride, sem_stride = getattr(fine, "stride", None), getattr(semantic, "stride", None)
+    if fusion.align == "error" and None not in (fine_stride, sem_stride) and fine_stride != sem_stride:
+        raise ValueError(
+            f"cannot fuse the semantic network {getattr(semantic, 'arch', '?')} (stride {sem_stride}) with the "
+            f"fine-grained network {getattr(fine, 'arch', '?')} (stride {fine_stride}): their feature grids "
+            "differ. Set fusion.align=resize to resample the semantic features onto the fine grid, or use "
+            "networks of equal stride (e.g. vit_small_patch8 with a ResNet)"
+        )
+
+
+@dataclass
+class Networks:
+    """The networks of one evaluation and how their features are combined.
+
+    Attributes:
+        fine: the (fine-grained) backbone; labels live on its feature grid.
+        semantic: the semantic network, or None (the fine network alone).
+        lam: fusion weight of the fine part (SFC eq. 7); unused without ``semantic``.
+        align: ``error`` or ``resize`` (see :func:`sfc.fusion.late_fusion`).
+        device: where features and propagation run.
+    """
+
+    fine: torch.nn.Module
+    semantic: torch.nn.Module | None
+    lam: float
+    align: Align
+    device: torch.device
+
+    @property
+    def fused(self) -> bool:
+        return self.semantic is not None
+
+
+def load_networks(
+    backbone: BackboneConfig, semantic: SemanticConfig, fusion: FusionConfig, device: str
+) -> Networks:
+    """Load ``backbone`` (and ``semantic`` when its arch is set), check they fuse, move them to ``device``.
+
+    Args:
+        backbone: the fine-grained network.
+        semantic: the optional semantic network (``arch: null`` = none).
+        fusion: lambda and align, read only with a semantic network.
+        device: ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N``.
+
+    Raises:
+        ValueError: networks that cannot be fused with ``fusion.align: error``.
+        sfc.models.CheckpointError: a checkpoint is missing or unreadable.
+    """
+    dev = resolve_device(device)
+    fine, info = load_network(backbone, group="backbone")
+    logger.info("Backbone %s on %s", describe_network(backbone.arch, info), dev)
+    sem = None
+    if semantic.enabled:
+        sem, sem_info = load_network(semantic, group="semantic")
+        check_fusable(fine, sem, fusion)
+        sem.to(dev)
+        logger.info(
+            "Late fusion (SFC eq. 7): semantic %s + lambda %.3g x fine-grained, align %s",
+            describe_network(str(semantic.arch), sem_info), fusion.lam, fusion.align,
+        )
+    return Networks(fine.to(dev), sem, fusion.lam, fusion.align, dev)
+
+
+def iter_frame_features(
+    networks: Networks, frames: Iterable[np.ndarray], *, scale: float, batch_size: int = 4
+) -> Iterator[torch.Tensor]:
+    """Per-frame features of a stream of frames: (C, h, w), unit L2 norm, on ``networks.device``.
+
+    With a semantic network, each frame's features are ``late_fusion(semantic, fine, lam)`` (SFC
+    eq. 7); frames are decoded once and buffered at most one batch between the two networks.
+
+    Args:
+        networks: from :func:`load_networks`.
+        frames: (H, W, 3) uint8 RGB frames, first frame first.
+        scale: input resize factor before the networks (1.0 = native resolution).
+        batch_size: frames per forward pass of each network.
+    """
+    from sfc.models.backbones import iter_features  # torch-heavy
+
+    kwargs = {"batch_size": batch_size, "device": networks.device, "scale": scale, "output_device": networks.device}
+    if networks.semantic is None:
+        yield from iter_features(networks.fine, frames, **kwargs)
+        return
+    frames_fine, frames_semantic = itertools.tee(frames)
+    fine = iter_features(networks.fine, frames_fine, **kwargs)
+    semantic = iter_features(networks.semantic, frames_semantic, **kwargs)
+    for f, s in zip(fine, semantic, strict=True):
+        yield late_fusion(s, f, networks.lam, align=networks.align)
+
+
+def propagate_labels(
+    features: Iterable[torch.Tensor], first_labels: torch.Tensor, propagation: PropagationConfig
+) -> Iterator[torch.Tensor]:
+    """Propagate full-resolution first-frame labels through per-frame features (CRW/SFC protocol).
+
+    The labels are resized bilinearly to the first frame's feature grid (as the official code), then
+    propagated frame by frame; memory is bounded by the context window, not the video length.
+
+    Args:
+        features: per-frame (C, h, w) L2-normalised features, frame 0 first.
+        first_labels: (H, W, K) float labels of frame 0 at image resolution (one-hot masks, part maps,
+            joint heatmaps).
+        propagation: top-k, temperature, r' and m.
+
+    Yields:
+        (h, w, K) soft labels on the features' grid and device, frame 0 first (its labels resized).
+    """
+    it = iter(features)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError("no frames to propagate") from None
+    h, w = first.shape[-2:]
+    labels0 = downsample_labels(first_labels, (int(h), int(w))).to(first.device)
+    yield from iter_propagate(
+        itertools.chain([first], it),
+        labels0,
+        topk=propagation.topk,
+        temperature=propagation.temperature,
+        radius=propagation.radius,
+        context=propagation.context,
+    )
