@@ -24,9 +24,13 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/sfc demo-data data/01_raw/demo_davis
+	$(BIN)/sfc demo-data --kind jhmdb data/01_raw/demo_jhmdb
+	$(BIN)/sfc demo-data --kind vip data/01_raw/demo_vip
 	$(BIN)/kedro run --env demo --pipelines extract_frames,fc_pretrain
 	$(BIN)/kedro run --env demo --pipelines evaluate_davis
-	$(BIN)/python -m sfc.cli show-metrics data/08_reporting/davis/metrics.json
+	$(BIN)/kedro run --env demo --pipelines evaluate_jhmdb,evaluate_vip
+	$(BIN)/sfc show-metrics data/08_reporting/davis/metrics.json data/08_reporting/jhmdb/metrics.json \
+	    data/08_reporting/vip/metrics.json
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -44,7 +44,7 @@ REQUIRED = [
 FORBIDDEN = ("kedro", "kedro_datasets", "kedro_mlflow", "kedro_telemetry", "mlflow")
 
 #: Kedro-facing module imported last in the same interpreter, as a control that the check works.
-CONTROL = "sfc.datasets.davis_results"
+CONTROL = "sfc.datasets.mask_results"
 
 _CHILD = """
 import importlib, json, sys

@@ -7,12 +7,12 @@ Subcommands:
   write ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the results folder
   and print both tables.
 
-* ``sfc show-metrics FILE``: print a metrics JSON written by ``evaluate_davis`` as a table, and how to
-  browse the run in the MLflow UI (the last step of ``make demo``).
+* ``sfc show-metrics FILE [FILE ...]``: print metrics JSON files written by the evaluation pipelines as
+  tables, and how to browse the runs in the MLflow UI (the last step of ``make demo``).
 
-* ``sfc demo-data OUT [--n-sequences 3 --n-frames 20 --height 192 --width 320 --seed 0]``: write the
-  small synthetic dataset in the DAVIS-2017 layout that ``make demo`` runs on (a rerun with the same
-  arguments does nothing).
+* ``sfc demo-data OUT [--kind davis|jhmdb|vip] [--n-videos N --n-frames T --height H --width W --seed S]``:
+  write a small synthetic dataset in a benchmark's layout, as ``make demo`` does (a rerun with the
+  same arguments does nothing).
 
 The same subcommands are available as Kedro project commands (``kedro davis-eval ...``): Kedro
 loads ``<package>.cli`` and requires a click group named ``cli`` in it.
@@ -72,38 +72,52 @@ def _cmd_show_metrics(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: metrics file not found (run the evaluate_davis pipeline first)")
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DavisFormatError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(metrics, dict) or not metrics:
-        raise DavisFormatError(f"{path}: expected a JSON object of metrics, found {metrics!r}")
-    width = max(len(k) for k in metrics)
-    _out(f"Metrics from {path}:")
-    for key, value in metrics.items():
-        _out(f"  {key:<{width}}  {value:.4f}" if isinstance(value, int | float) else f"  {key:<{width}}  {value}")
-    _out("")
+    for path in map(Path, args.files):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: metrics file not found (run the evaluation pipeline that writes it first)")
+        try:
+            metrics = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DavisFormatError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(metrics, dict) or not metrics:
+            raise DavisFormatError(f"{path}: expected a JSON object of metrics, found {metrics!r}")
+        width = max(len(k) for k in metrics)
+        _out(f"Metrics from {path}:")
+        for key, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else value
+            _out(f"  {key:<{width}}  {shown}")
+        _out("")
     _out("Browse params, metrics and artifacts of every run in the MLflow UI:")
     _out("  .venv/bin/kedro mlflow ui      # then open http://127.0.0.1:5000 (experiment 'sfc')")
     return 0
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from sfc.data.demo import make_demo_davis
+    # Each generator has its own sizes; only the options given on the command line override them.
+    given = {k: v for k, v in {"n_frames": args.n_frames, "seed": args.seed}.items() if v is not None}
+    if args.height is not None or args.width is not None:
+        if args.height is None or args.width is None:
+            raise ValueError("give both --height and --width")
+        given["size"] = (args.height, args.width)
+    if args.kind == "davis":
+        from sfc.data.demo import make_demo_davis
 
-    root = make_demo_davis(
-        args.out_dir,
-        n_sequences=args.n_sequences,
-        n_frames=args.n_frames,
-        size=(args.height, args.width),
-        seed=args.seed,
-        split=args.split,
-        overwrite=args.overwrite,
-    )
-    _out(f"Demo DAVIS dataset ready at {root.resolve()}")
+        if args.n_videos is not None:
+            given["n_sequences"] = args.n_videos
+        root = make_demo_davis(args.out_dir, split=args.split, overwrite=args.overwrite, **given)
+    elif args.kind == "jhmdb":
+        from sfc.data.demo_jhmdb import make_demo_jhmdb
+
+        if args.n_videos is not None:
+            given["n_videos"] = args.n_videos
+        root = make_demo_jhmdb(args.out_dir, overwrite=args.overwrite, **given)
+    else:
+        from sfc.data.demo_vip import make_demo_vip
+
+        if args.n_videos is not None:
+            given["n_videos"] = args.n_videos
+        root = make_demo_vip(args.out_dir, overwrite=args.overwrite, **given)
+    _out(f"Demo {args.kind.upper()} dataset ready at {root.resolve()}")
     return 0
 
 
@@ -141,22 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_davis_eval)
 
-    p = sub.add_parser("show-metrics", help="print a metrics JSON and how to open the MLflow UI")
-    p.add_argument("file", help="e.g. data/08_reporting/davis/metrics.json")
+    p = sub.add_parser("show-metrics", help="print metrics JSON files and how to open the MLflow UI")
+    p.add_argument("files", nargs="+", metavar="FILE", help="e.g. data/08_reporting/davis/metrics.json")
     p.set_defaults(func=_cmd_show_metrics)
 
     p = sub.add_parser(
         "demo-data",
-        help="write the small synthetic DAVIS-format dataset of `make demo`",
-        description="Write a small deterministic synthetic dataset in the DAVIS-2017 layout (CPU, seconds).",
+        help="write a small synthetic dataset (DAVIS, JHMDB or VIP layout) as `make demo` does",
+        description=(
+            "Write a small deterministic synthetic dataset in a benchmark's layout (CPU, seconds): DAVIS-2017 "
+            "(3 sequences x 20 frames of 192 x 320 by default), JHMDB (2 videos x 12 frames of 240 x 320, "
+            "joint_positions.mat, a split file) or VIP (2 videos x 8 frames of 120 x 160, part ids, a video list)."
+        ),
     )
-    p.add_argument("out_dir", help="dataset root to write (JPEGImages/, Annotations/, ImageSets/)")
-    p.add_argument("--n-sequences", type=_positive_int, default=3, help="number of sequences (default 3)")
-    p.add_argument("--n-frames", type=_positive_int, default=20, help="frames per sequence (default 20)")
-    p.add_argument("--height", type=_positive_int, default=192, help="frame height in pixels (default 192)")
-    p.add_argument("--width", type=_positive_int, default=320, help="frame width in pixels (default 320)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--split", default="val", help="split file name under ImageSets/2017 (default val)")
+    p.add_argument("out_dir", help="dataset root to write")
+    p.add_argument("--kind", choices=("davis", "jhmdb", "vip"), default="davis", help="layout (default davis)")
+    p.add_argument("--n-videos", "--n-sequences", dest="n_videos", type=_positive_int, default=None,
+                   help="number of videos (default: the layout's)")
+    p.add_argument("--n-frames", type=_positive_int, default=None, help="frames per video (default: the layout's)")
+    p.add_argument("--height", type=_positive_int, default=None, help="frame height in pixels (with --width)")
+    p.add_argument("--width", type=_positive_int, default=None, help="frame width in pixels (with --height)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--split", default="val", help="DAVIS only: split file name under ImageSets/2017 (default val)")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if already complete")
     p.set_defaults(func=_cmd_demo_data)
     return parser
@@ -183,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         return int(args.func(args))
-    except (DavisFormatError, FileNotFoundError, NotADirectoryError) as exc:
+    except (DavisFormatError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         sys.stderr.write(f"sfc {args.command}: error: {exc}\n")
         return EXIT_USAGE_ERROR
 

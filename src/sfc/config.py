@@ -35,11 +35,14 @@ __all__ = [
     "DavisConfig",
     "FramesConfig",
     "FusionConfig",
+    "FusedPropagationConfig",
     "FusionSearchConfig",
+    "JhmdbConfig",
     "PropagationConfig",
     "RuntimeConfig",
     "SemanticConfig",
     "StrictConfig",
+    "VipConfig",
 ]
 
 
@@ -84,6 +87,12 @@ def _coerce(value: Any, tp: Any) -> Any:
         if value in typing.get_args(tp) and not isinstance(value, bool):
             return value
         raise TypeError(f"expected one of {_type_name(tp)}, got {value!r}")
+    if isinstance(tp, type) and issubclass(tp, StrictConfig):  # a nested group, e.g. jhmdb.fused
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return tp.from_dict(value)
+        raise TypeError(f"expected a mapping of {', '.join(tp.keys())}, got {value!r}")
     if origin is tuple:
         (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
         items = list(value) if isinstance(value, list | tuple) else [value]
@@ -158,6 +167,15 @@ class StrictConfig:
                 object.__setattr__(self, f.name, _coerce(getattr(self, f.name), hints[f.name]))
             except TypeError as exc:
                 problems.append(f"{group}.{_key(f)}: {exc}")
+            except ConfigError as exc:  # a nested group: its messages start with its own GROUP
+                inner = hints[f.name].GROUP
+                here = f"{group}.{_key(f)}"
+                problems.extend(
+                    (f"{here}.{item[len(inner) + 1:]}" if item.startswith(inner + ".") else item).replace(
+                        f"; {inner} takes:", f"; {here} takes:"
+                    ).replace(f"{inner} takes:", f"{here} takes:")
+                    for item in str(exc).split("; ")
+                )
         if not problems:
             problems = [f"{group}.{msg}" for msg in self._problems()]
         if problems:
@@ -172,7 +190,7 @@ class StrictConfig:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[_key(f)] = list(v) if isinstance(v, tuple) else v
+            out[_key(f)] = list(v) if isinstance(v, tuple) else v.to_dict() if isinstance(v, StrictConfig) else v
         return out
 
 
@@ -300,6 +318,83 @@ class RuntimeConfig(StrictConfig):
             problems.append(f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         _at_least(problems, "eval_workers", self.eval_workers, 1)
         _at_least(problems, "overlays", self.overlays, 0)
+        return problems
+
+
+@dataclass(frozen=True)
+class FusedPropagationConfig(StrictConfig):
+    """A benchmark's propagation settings for two fused networks: lambda (SFC eq. 7) and the CRW knobs."""
+
+    GROUP: ClassVar[str] = "fused"
+    lam: float = field(metadata={"key": "lambda"})
+    topk: int
+    temperature: float
+    radius: float
+    context: int
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        _at_least(problems, "lambda", self.lam, 0.0)
+        return problems + [p for p in self.propagation()._problems()]
+
+    def propagation(self) -> PropagationConfig:
+        """The propagation part (top-k, temperature, r', m)."""
+        return PropagationConfig(topk=self.topk, temperature=self.temperature, radius=self.radius, context=self.context)
+
+
+@dataclass(frozen=True)
+class _BenchmarkSettings(StrictConfig):
+    """What JHMDB and VIP share: which propagation settings apply (the paper's or the shared groups)."""
+
+    settings: Literal["paper", "shared"]
+    single: PropagationConfig
+    fused: FusedPropagationConfig
+
+    def resolve(
+        self, fused: bool, propagation: PropagationConfig, fusion: FusionConfig
+    ) -> tuple[PropagationConfig, float]:
+        """(propagation settings, fusion lambda) for one network (``fused=False``) or two.
+
+        ``settings: paper``: the benchmark's ``single`` (SFC Table A.1) or ``fused`` (Table A.2) values;
+        ``settings: shared``: the ``propagation.*`` and ``fusion.lambda`` groups (which
+        ``-e fusion_best`` sets from a grid search).
+        """
+        if self.settings == "shared":
+            return propagation, fusion.lam
+        if fused:
+            return self.fused.propagation(), self.fused.lam
+        return self.single, fusion.lam
+
+
+@dataclass(frozen=True)
+class JhmdbConfig(_BenchmarkSettings):
+    """``jhmdb.*``: the JHMDB root and split, the input size, and the propagation settings."""
+
+    GROUP: ClassVar[str] = "jhmdb"
+    root: str
+    split: str | None
+    image_size: int | None
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        _at_least(problems, "image_size", self.image_size, 8)
+        return problems
+
+
+@dataclass(frozen=True)
+class VipConfig(_BenchmarkSettings):
+    """``vip.*``: the VIP root and video list, the input size, and the propagation settings."""
+
+    GROUP: ClassVar[str] = "vip"
+    root: str
+    split: str | None
+    image_size: int | None
+    max_frames: int | None
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        _at_least(problems, "image_size", self.image_size, 8)
+        _at_least(problems, "max_frames", self.max_frames, 1)
         return problems
 
 

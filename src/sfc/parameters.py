@@ -18,10 +18,12 @@ from sfc.config import (
     FramesConfig,
     FusionConfig,
     FusionSearchConfig,
+    JhmdbConfig,
     PropagationConfig,
     RuntimeConfig,
     SemanticConfig,
     StrictConfig,
+    VipConfig,
 )
 from sfc.training.config import FCTrainConfig
 
@@ -40,6 +42,8 @@ GROUPS: dict[str, type[StrictConfig]] = {
         FusionSearchConfig,
         FramesConfig,
         FCTrainConfig,
+        JhmdbConfig,
+        VipConfig,
     )
 }
 """Every parameter group of the project: ``{group name: config class}``."""

@@ -176,3 +176,38 @@ def assert_matches_expected(case: GoldenCase, ours: torch.Tensor, what: str) -> 
     assert atol is None or max_diff <= atol, measured
     assert agreement >= min_agreement, measured
     return max_diff, agreement
+
+
+# ------------------------------------------------------------------------------------------------ VIP
+def load_npz(name: str, file: str) -> dict[str, np.ndarray]:
+    """Every array of ``<golden>/<name>/<file>`` (an ``.npz``), loaded into memory."""
+    with np.load(golden_dir(name) / file, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+# ------------------------------------------------------------------------------- JHMDB PCK (pck/)
+REALDATA: Path = GOLDEN.parent / "realdata"
+"""``<repo>/../shared/realdata``: the real clips some goldens were computed on."""
+
+
+def realdata_dir(name: str) -> Path:
+    """The real-data subfolder ``name`` (e.g. ``jhmdb``); skips the test when it is missing, or fails
+    it in CI (like :func:`golden_dir`)."""
+    path = REALDATA / name
+    if not path.is_dir():
+        message = f"real data of the golden cases not found: {path} is missing"
+        if in_ci():
+            pytest.fail(f"{message} (it is present in CI: CI=true)")
+        pytest.skip(message)
+    return path
+
+
+def pck_params(section: str, exclude: tuple[str, ...] = ()) -> list[Any]:
+    """Case names of ``pck/manifest.json`` under ``section`` (``clips``, ``decode`` or ``eval``), other
+    than those in ``exclude``."""
+    return _params("pck", lambda manifest: [(name, name) for name in manifest[section] if name not in exclude])
+
+
+def load_pck_npz(file: str) -> dict[str, np.ndarray]:
+    """Every array of one ``.npz`` of ``pck/`` (read without pickles)."""
+    return load_npz("pck", file)

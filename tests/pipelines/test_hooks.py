@@ -57,7 +57,8 @@ def _nothing_written(tmp_path: Path) -> bool:
 
 def test_unknown_key_fails_before_any_node_in_every_pipeline(tmp_path: Path) -> None:
     names = sorted(n for n in register_pipelines() if n != "__default__")
-    assert names == ["cache_features", "evaluate_davis", "extract_frames", "fc_pretrain", "fusion_search"]
+    assert names == ["cache_features", "evaluate_davis", "evaluate_jhmdb", "evaluate_vip", "extract_frames",
+                     "fc_pretrain", "fusion_search"]
     cases = [([name], {"propagation": {"topK": 5}}) for name in names]
     cases.append((["fc_pretrain"], {"fc_pretrain": {"step": 10}}))
     cases.append((["evaluate_davis"], {"propagaton": {"topk": 5}}))

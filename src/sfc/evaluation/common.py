@@ -16,6 +16,7 @@ No Kedro or MLflow here; the pipelines call these functions with typed configs (
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sfc.config import BackboneConfig, FusionConfig, PropagationConfig, SemanticConfig
+from sfc.config import BackboneConfig, FusionConfig, JhmdbConfig, PropagationConfig, SemanticConfig, VipConfig
 from sfc.device import resolve_device
 from sfc.fusion import Align, check_fusion_args, late_fusion
 from sfc.propagation.engine import iter_propagate
@@ -33,8 +34,8 @@ from sfc.propagation.labels import downsample_labels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Networks", "check_fusable", "describe_network", "iter_frame_features", "load_network",
-           "load_networks", "propagate_labels"]
+__all__ = ["FramePrediction", "Networks", "check_fusable", "describe_network", "iter_frame_features",
+           "load_benchmark_networks", "load_network", "load_networks", "propagate_labels"]
 
 
 def describe_network(arch: str, info: Any) -> str:
@@ -79,6 +80,15 @@ def check_fusable(fine: torch.nn.Module, semantic: torch.nn.Module, fusion: Fusi
             "differ. Set fusion.align=resize to resample the semantic features onto the fine grid, or use "
             "networks of equal stride (e.g. vit_small_patch8 with a ResNet)"
         )
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """One predicted label map: (H, W) uint8 ids (object ids, part ids) at the annotation resolution."""
+
+    sequence: str
+    frame: str
+    mask: np.ndarray
 
 
 @dataclass
@@ -134,8 +144,37 @@ def load_networks(
     return Networks(fine.to(dev), sem, fusion.lam, fusion.align, dev)
 
 
+def load_benchmark_networks(
+    settings: JhmdbConfig | VipConfig,
+    backbone: BackboneConfig,
+    semantic: SemanticConfig,
+    fusion: FusionConfig,
+    propagation: PropagationConfig,
+    device: str,
+) -> tuple[Networks, PropagationConfig]:
+    """The networks and propagation settings of a benchmark with per-benchmark settings (JHMDB, VIP).
+
+    With ``settings: paper`` the benchmark's own values apply (SFC Table A.1 for one network, Table A.2,
+    lambda included, for two); with ``settings: shared`` the ``propagation`` and ``fusion`` groups
+    do (as ``-e fusion_best`` sets them).
+    """
+    chosen, lam = settings.resolve(semantic.enabled, propagation, fusion)
+    networks = load_networks(backbone, semantic, dataclasses.replace(fusion, lam=lam), device)
+    logger.info(
+        "%s propagation (%s settings): top-k %d, temperature %g, r' %g, m %d%s",
+        settings.GROUP, settings.settings, chosen.topk, chosen.temperature, chosen.radius, chosen.context,
+        f", lambda {lam:g}" if semantic.enabled else "",
+    )
+    return networks, chosen
+
+
 def iter_frame_features(
-    networks: Networks, frames: Iterable[np.ndarray], *, scale: float, batch_size: int = 4
+    networks: Networks,
+    frames: Iterable[np.ndarray],
+    *,
+    scale: float = 1.0,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 4,
 ) -> Iterator[torch.Tensor]:
     """Per-frame features of a stream of frames: (C, h, w), unit L2 norm, on ``networks.device``.
 
@@ -145,12 +184,17 @@ def iter_frame_features(
     Args:
         networks: from :func:`load_networks`.
         frames: (H, W, 3) uint8 RGB frames, first frame first.
-        scale: input resize factor before the networks (1.0 = native resolution).
+        scale: input resize factor before the networks (1.0 = native resolution; DAVIS).
+        size: instead, a fixed (H', W') input size, aspect not kept (JHMDB 320 x 320, VIP 560 x 560,
+            as the official protocol); None = use ``scale``.
         batch_size: frames per forward pass of each network.
     """
     from sfc.models.backbones import iter_features  # torch-heavy
 
-    kwargs = {"batch_size": batch_size, "device": networks.device, "scale": scale, "output_device": networks.device}
+    kwargs = {
+        "batch_size": batch_size, "device": networks.device, "scale": scale, "size": size,
+        "output_device": networks.device,
+    }
     if networks.semantic is None:
         yield from iter_features(networks.fine, frames, **kwargs)
         return
@@ -164,15 +208,17 @@ def iter_frame_features(
 def propagate_labels(
     features: Iterable[torch.Tensor], first_labels: torch.Tensor, propagation: PropagationConfig
 ) -> Iterator[torch.Tensor]:
-    """Propagate full-resolution first-frame labels through per-frame features (CRW/SFC protocol).
+    """Propagate first-frame labels through per-frame features (CRW/SFC protocol).
 
-    The labels are resized bilinearly to the first frame's feature grid (as the official code), then
-    propagated frame by frame; memory is bounded by the context window, not the video length.
+    Labels at image resolution are resized bilinearly to the first frame's feature grid (as the
+    official code); labels already on that grid (JHMDB's joint maps are drawn there) are used as
+    they are. They are then propagated frame by frame; memory is bounded by the context window, not
+    the video length.
 
     Args:
         features: per-frame (C, h, w) L2-normalised features, frame 0 first.
-        first_labels: (H, W, K) float labels of frame 0 at image resolution (one-hot masks, part maps,
-            joint heatmaps).
+        first_labels: (H, W, K) float labels of frame 0, at image resolution or on the (h, w) grid
+            (one-hot masks, part maps, joint heatmaps).
         propagation: top-k, temperature, r' and m.
 
     Yields:
@@ -183,8 +229,11 @@ def propagate_labels(
         first = next(it)
     except StopIteration:
         raise ValueError("no frames to propagate") from None
-    h, w = first.shape[-2:]
-    labels0 = downsample_labels(first_labels, (int(h), int(w))).to(first.device)
+    h, w = (int(n) for n in first.shape[-2:])
+    if tuple(first_labels.shape[:2]) == (h, w):
+        labels0 = first_labels.to(device=first.device, dtype=torch.float32)
+    else:
+        labels0 = downsample_labels(first_labels, (h, w)).to(first.device)
     yield from iter_propagate(
         itertools.chain([first], it),
         labels0,

@@ -243,12 +243,17 @@ def _uint8_batches(
 
 
 def _features_of_batch(
-    model: nn.Module, batch: torch.Tensor, device: torch.device, scale: float
+    model: nn.Module, batch: torch.Tensor, device: torch.device, scale: float, size: tuple[int, int] | None = None
 ) -> torch.Tensor:
     """(b, H, W, 3) uint8 -> (b, C, h, w) float32 L2-normalised features on ``device``."""
     # Move uint8 first: 4x less host-to-device traffic than float.
     x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-    if scale != 1.0:
+    if size is not None:
+        # A fixed input size (JHMDB 320 x 320, VIP 560 x 560), aspect not kept: bilinear without
+        # antialiasing, as the official code's cv2.resize.
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=False)
+    elif scale != 1.0:
         # Resizing before or after the per-channel affine normalisation is identical (the bilinear /
         # antialias weights sum to 1), so resize the [0, 1] image.
         x = F.interpolate(
@@ -271,6 +276,7 @@ def iter_features(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     scale: float = 1.0,
+    size: tuple[int, int] | None = None,
     output_device: str | torch.device | None = "cpu",
 ) -> Iterator[torch.Tensor]:
     """Stream per-frame L2-normalised features; memory stays flat in the video length.
@@ -287,6 +293,8 @@ def iter_features(
         device: compute device; default CUDA if available, else CPU.
         scale: resize factor applied to each frame before the network (bilinear, antialiased); the
             network then sees ``round(H * scale) x round(W * scale)`` images. 1.0 = native size.
+        size: instead of ``scale``, resize every frame to this (H', W') (bilinear without
+            antialiasing, aspect not kept: the official JHMDB / VIP protocol). None = use ``scale``.
         output_device: where the yielded features live; None keeps them on ``device``.
 
     Yields:
@@ -303,7 +311,7 @@ def iter_features(
             # no_grad only around the computation: a generator must not yield inside a grad-mode
             # context, or the caller would run with gradients disabled while it is suspended.
             with torch.no_grad():
-                feats = _features_of_batch(model, batch, dev, scale).to(out_dev)
+                feats = _features_of_batch(model, batch, dev, scale, size).to(out_dev)
             yield from feats.unbind(0)
     finally:
         model.train(was_training)

@@ -17,16 +17,26 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from sfc.evaluation.davis.reader import DAVIS_PALETTE  # noqa: E402
 from sfc.viz.overlay import overlay  # noqa: E402
 
-__all__ = ["fusion_heatmap", "overlay_grid"]
+__all__ = ["JHMDB_SKELETON", "fusion_heatmap", "keypoint_grid", "overlay_grid"]
+
+JHMDB_SKELETON: tuple[tuple[int, int], ...] = (
+    (2, 0), (0, 1), (0, 3), (0, 4), (1, 5), (1, 6), (3, 7), (4, 8), (7, 11), (8, 12), (5, 9), (6, 10),
+    (9, 13), (10, 14),
+)
+"""Limbs between JHMDB's 15 joints (face-neck-belly, shoulders-elbows-wrists, hips-knees-ankles)."""
 
 
-def overlay_grid(rows: Sequence[Sequence[tuple[str, np.ndarray, np.ndarray]]]) -> Figure:
-    """A grid of frames with their predicted masks blended over them.
+def overlay_grid(
+    rows: Sequence[Sequence[tuple[str, np.ndarray, np.ndarray]]], *, palette: np.ndarray = DAVIS_PALETTE
+) -> Figure:
+    """A grid of frames with their predicted label maps blended over them.
 
     Args:
         rows: one row per video, each a list of ``(title, (H, W, 3) uint8 frame, (H, W) uint8 ids)``.
+        palette: id -> colour (the DAVIS object palette, or :data:`sfc.viz.overlay.PART_PALETTE`).
 
     Returns:
         The figure (an empty one with a single blank axis when ``rows`` is empty).
@@ -37,7 +47,38 @@ def overlay_grid(rows: Sequence[Sequence[tuple[str, np.ndarray, np.ndarray]]]) -
     for r, row in enumerate(rows):
         for c, (title, image, mask) in enumerate(row):
             ax = axes[r][c]
-            ax.imshow(overlay(image, mask))
+            ax.imshow(overlay(image, mask, palette=palette))
+            ax.set_title(title, fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def keypoint_grid(rows: Sequence[Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]) -> Figure:
+    """Frames with the predicted skeleton (coloured) and the ground-truth joints (white crosses).
+
+    Args:
+        rows: one row per video, each a list of ``(title, (H, W, 3) uint8 frame, predicted (2, 15),
+            ground truth (2, 15))`` in 0-based image pixels ``[x; y]``; a predicted joint with a negative
+            x (lost) is not drawn.
+    """
+    n_rows = max(len(rows), 1)
+    n_cols = max((len(r) for r in rows), default=1)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.0 * n_rows), squeeze=False)
+    colours = plt.get_cmap("Paired")
+    for r, row in enumerate(rows):
+        for c, (title, image, pred, gt) in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(image)
+            for i, (a, b) in enumerate(JHMDB_SKELETON):
+                if pred[0, a] >= 0 and pred[0, b] >= 0:
+                    ax.plot(pred[0, [a, b]], pred[1, [a, b]], color=colours(i % 12), linewidth=2)
+            seen = pred[0] >= 0
+            ax.scatter(pred[0, seen], pred[1, seen], s=10, c="yellow", zorder=3)
+            ax.scatter(gt[0], gt[1], s=18, c="white", marker="x", zorder=4)
+            ax.set_xlim(0, image.shape[1])
+            ax.set_ylim(image.shape[0], 0)
             ax.set_title(title, fontsize=9)
     for ax in axes.flat:
         ax.axis("off")

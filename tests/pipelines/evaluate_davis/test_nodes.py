@@ -1,7 +1,7 @@
 """Nodes of ``evaluate_davis`` called as plain functions on the ``tiny_davis`` fixture.
 
 One propagation of the whole fixture is computed per module (``predictions``) and written once
-through :class:`DavisResultsDataset` (``written``); the other tests reuse them.
+through :class:`MaskResultsDataset` (``written``); the other tests reuse them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from sfc.config import ConfigError
-from sfc.datasets.davis_results import RUN_INFO, DavisResults, DavisResultsDataset
+from sfc.datasets.mask_results import RUN_INFO, MaskResults, MaskResultsDataset
 from sfc.evaluation.davis.evaluate import FramePrediction
 from sfc.evaluation.davis.metric import GLOBAL_KEYS, PER_OBJECT_COLUMNS
 from sfc.evaluation.davis.reader import (
@@ -65,9 +65,9 @@ def predictions(tiny_davis: Path) -> list[FramePrediction]:
 
 
 @pytest.fixture(scope="module")
-def written(tiny_davis: Path, tmp_path_factory: pytest.TempPathFactory) -> DavisResults:
+def written(tiny_davis: Path, tmp_path_factory: pytest.TempPathFactory) -> MaskResults:
     """The fixture's predictions saved through the dataset (streamed, as the pipeline does)."""
-    dataset = DavisResultsDataset(path=str(tmp_path_factory.mktemp("results") / "davis"))
+    dataset = MaskResultsDataset(path=str(tmp_path_factory.mktemp("results") / "davis"))
     dataset.save(_predict(tiny_davis))
     return dataset.load()
 
@@ -193,10 +193,10 @@ def test_predict_davis_max_frames(tiny_davis: Path) -> None:
     ]
 
 
-# ------------------------------------------------------------------------------------ DavisResultsDataset
+# ------------------------------------------------------------------------------------ MaskResultsDataset
 
 
-def test_results_dataset_round_trip(predictions: list[FramePrediction], written: DavisResults) -> None:
+def test_results_dataset_round_trip(predictions: list[FramePrediction], written: MaskResults) -> None:
     for pred in predictions:
         np.testing.assert_array_equal(
             read_mask(written.path / pred.sequence / f"{pred.frame}.png"), pred.mask
@@ -210,7 +210,7 @@ def test_results_dataset_round_trip(predictions: list[FramePrediction], written:
 
 
 def test_results_dataset_removes_stale_pngs(tmp_path: Path, predictions: list[FramePrediction]) -> None:
-    dataset = DavisResultsDataset(path=str(tmp_path / "res"))
+    dataset = MaskResultsDataset(path=str(tmp_path / "res"))
     assert not dataset.exists()
     stale = [tmp_path / "res" / "demo-00" / "99999.png", tmp_path / "res" / "demo-00" / "00003.png"]
     for path in stale:
@@ -228,7 +228,7 @@ def test_results_dataset_removes_stale_pngs(tmp_path: Path, predictions: list[Fr
 
 def test_results_dataset_crashed_save(tmp_path: Path, predictions: list[FramePrediction]) -> None:
     """A save that dies mid-way leaves no temporary file and no run_info.json (so exists() is False)."""
-    dataset = DavisResultsDataset(path=str(tmp_path / "res"))
+    dataset = MaskResultsDataset(path=str(tmp_path / "res"))
     dataset.save(iter(predictions))
     assert dataset.exists()
 
@@ -244,13 +244,13 @@ def test_results_dataset_crashed_save(tmp_path: Path, predictions: list[FramePre
 
 def test_results_dataset_load_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not found"):
-        DavisResultsDataset(path=str(tmp_path / "nope")).load()
+        MaskResultsDataset(path=str(tmp_path / "nope")).load()
 
 
 # ------------------------------------------------------------------------------------ score / render
 
 
-def test_score_davis_keys_and_ranges(tiny_davis: Path, written: DavisResults) -> None:
+def test_score_davis_keys_and_ranges(tiny_davis: Path, written: MaskResults) -> None:
     metrics, tracked, table = score_davis(written, SEQUENCES, davis_params(tiny_davis), RUNTIME)
     assert list(metrics) == list(GLOBAL_KEYS)  # official order: JF_mean, J_mean, J_recall, J_decay, F_...
     assert all(type(v) is float for v in metrics.values())
@@ -277,7 +277,7 @@ def test_score_davis_ground_truth_is_perfect(tiny_davis: Path, tmp_path: Path) -
     for seq in SEQUENCES:
         shutil.copytree(tiny_davis / ANNOTATIONS_DIR / seq, results / seq)
     metrics, tracked, table = score_davis(
-        DavisResults(results, {}), SEQUENCES, davis_params(tiny_davis), RUNTIME
+        MaskResults(results, {}), SEQUENCES, davis_params(tiny_davis), RUNTIME
     )
     assert metrics == {
         "JF_mean": 1.0,
@@ -292,7 +292,7 @@ def test_score_davis_ground_truth_is_perfect(tiny_davis: Path, tmp_path: Path) -
     assert (table[["J-Mean", "F-Mean"]] == 1.0).all().all()
 
 
-def test_render_overlays_figure(tiny_davis: Path, written: DavisResults) -> None:
+def test_render_overlays_figure(tiny_davis: Path, written: MaskResults) -> None:
     fig = render_overlays(written, SEQUENCES, davis_params(tiny_davis), {**RUNTIME, "overlays": 1})
     try:
         assert isinstance(fig, Figure)

@@ -21,7 +21,7 @@ from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
 import sfc.models.checkpoints
-from sfc.datasets.davis_results import RUN_INFO, DavisResultsDataset
+from sfc.datasets.mask_results import RUN_INFO, MaskResultsDataset
 from sfc.evaluation.davis.metric import GLOBAL_KEYS
 from sfc.evaluation.davis.reader import DavisFormatError, annotation_path
 from sfc.pipeline_registry import register_pipelines
@@ -56,7 +56,7 @@ def _catalog(root: Path, results: Path, **davis_overrides: Any) -> DataCatalog:
     catalog["params:runtime"] = RUNTIME
     catalog["params:semantic"] = SEMANTIC
     catalog["params:fusion"] = FUSION
-    catalog["davis_predictions"] = DavisResultsDataset(path=str(results))
+    catalog["davis_predictions"] = MaskResultsDataset(path=str(results))
     return catalog
 
 

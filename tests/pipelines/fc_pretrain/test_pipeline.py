@@ -20,7 +20,7 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
 from sfc.data.frames import INDEX_COLUMNS, FrameIndexError
-from sfc.datasets.davis_results import DavisResultsDataset
+from sfc.datasets.mask_results import MaskResultsDataset
 from sfc.datasets.torch_checkpoint import TorchCheckpointDataset
 from sfc.evaluation.davis.metric import GLOBAL_KEYS
 from sfc.models.checkpoints import load_backbone
@@ -192,7 +192,7 @@ def test_extract_train_and_evaluate(
     for name in sorted(evaluate.inputs()):
         key = name.removeprefix("params:")
         davis[name] = {**base[key], **overrides.get(key, {})}
-    davis["davis_predictions"] = DavisResultsDataset(path=str(tmp_path / "results"))
+    davis["davis_predictions"] = MaskResultsDataset(path=str(tmp_path / "results"))
     loaded: list[tuple[Any, str, str | None]] = []
 
     def spy(arch: str, path: Any, **kwargs: Any) -> Any:

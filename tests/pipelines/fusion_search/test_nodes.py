@@ -121,6 +121,8 @@ def test_search_summary_heatmap_and_best_parameters(tiny_davis: Path, cached: Pa
     params = best_parameters(best, davis_params(tiny_davis, scale=0.5), BACKBONE, SEMANTIC, FUSION)
     assert params["fusion"]["lambda"] == best["lambda"] and params["propagation"]["topk"] == best["topk"]
     assert params["semantic"] == SEMANTIC and params["davis"] == {"scale": 0.5}
+    # with -e fusion_best, JHMDB and VIP use the same configuration instead of the paper's
+    assert params["jhmdb"] == {"settings": "shared"} and params["vip"] == {"settings": "shared"}
     assert all(type(v) in (int, float) for v in params["propagation"].values())
 
 

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from sfc.atomic import write_text
 from sfc.config import DavisConfig, PropagationConfig
-from sfc.evaluation.common import Networks, iter_frame_features, propagate_labels
+from sfc.evaluation.common import FramePrediction, Networks, iter_frame_features, propagate_labels
 from sfc.evaluation.davis.metric import ObjectScores, evaluate_sequence, global_table, summarize
 from sfc.evaluation.davis.reader import (
     JPEG_DIR,
@@ -118,15 +118,6 @@ class SequenceStats:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
-
-
-@dataclass(frozen=True)
-class FramePrediction:
-    """One predicted frame: (H, W) uint8 object ids at the annotation resolution."""
-
-    sequence: str
-    frame: str
-    mask: np.ndarray
 
 
 def predict_sequence(

@@ -344,7 +344,9 @@ def best_parameters(
 ) -> dict[str, Any]:
     """The best configuration as Kedro parameters (merged over conf/base by ``-e fusion_best``).
 
-    It holds the networks and scale the search used, ``fusion.lambda`` and ``propagation.*``.
+    It holds the networks and scale the search used, ``fusion.lambda`` and ``propagation.*``, and
+    sets ``jhmdb.settings`` / ``vip.settings`` to ``shared`` so that those benchmarks use the same
+    configuration when run with the env (instead of the paper's per-benchmark values).
     """
     return {
         "davis": {"scale": davis.scale},
@@ -357,4 +359,6 @@ def best_parameters(
             "radius": float(best["radius"]),
             "context": int(best["context"]),
         },
+        "jhmdb": {"settings": "shared"},
+        "vip": {"settings": "shared"},
     }

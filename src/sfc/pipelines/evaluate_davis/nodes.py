@@ -17,7 +17,7 @@ from sfc.config import (
     RuntimeConfig,
     SemanticConfig,
 )
-from sfc.datasets.davis_results import DavisResults
+from sfc.datasets.mask_results import MaskResults
 from sfc.evaluation.common import load_networks
 from sfc.evaluation.davis.evaluate import (
     FramePrediction,
@@ -60,7 +60,7 @@ def predict_davis(
 
 
 def score_davis(
-    results: DavisResults, sequences: list[str], davis: dict[str, Any], runtime: dict[str, Any]
+    results: MaskResults, sequences: list[str], davis: dict[str, Any], runtime: dict[str, Any]
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], pd.DataFrame]:
     """J&F of the written predictions, exactly as davis2017-evaluation computes them.
 
@@ -86,7 +86,7 @@ def score_davis(
 
 
 def render_overlays(
-    results: DavisResults, sequences: list[str], davis: dict[str, Any], runtime: dict[str, Any]
+    results: MaskResults, sequences: list[str], davis: dict[str, Any], runtime: dict[str, Any]
 ) -> Figure:
     """A grid figure: a few sequences (rows) x first / middle / last predicted frame (columns)."""
     d, r = DavisConfig.from_dict(davis), RuntimeConfig.from_dict(runtime)

@@ -1,10 +1,12 @@
-"""Kedro dataset for a DAVIS results folder (``<seq>/<frame>.png`` palette masks).
+"""Kedro dataset for a results folder of predicted label maps (``<sequence>/<frame>.png`` palette PNGs).
 
-Saving consumes an iterable of :class:`~sfc.evaluation.davis.evaluate.FramePrediction` lazily, so a whole benchmark is
+The official DAVIS results layout, also used for VIP part maps: each PNG's palette indices are the
+predicted ids (object ids, part ids). Saving consumes an iterable of
+:class:`~sfc.evaluation.common.FramePrediction` lazily, so a whole benchmark is
 written frame by frame without ever holding a video's masks in memory; every PNG is written
 atomically (temp file + rename). Before the first frame of a sequence is written, stale PNGs of that
 sequence are removed, so a results folder never mixes two runs. A ``run_info.json`` with the frame
-counts and wall time of the save is written last; loading returns a :class:`DavisResults` handle.
+counts and wall time of the save is written last; loading returns a :class:`MaskResults` handle.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from sfc.atomic import write_json
-from sfc.evaluation.davis.evaluate import FramePrediction
+from sfc.evaluation.common import FramePrediction
 from sfc.evaluation.davis.reader import write_mask
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,15 @@ RUN_INFO = "run_info.json"
 
 
 @dataclass(frozen=True)
-class DavisResults:
+class MaskResults:
     """Handle to a written results folder."""
 
     path: Path
     info: dict[str, Any]
 
 
-class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResults]):
-    """Results folder in the official DAVIS layout.
+class MaskResultsDataset(AbstractDataset[Iterable[FramePrediction], MaskResults]):
+    """Results folder in the official DAVIS layout (``<sequence>/<frame>.png``).
 
     Args:
         path: folder to write ``<seq>/<frame>.png`` into.
@@ -74,12 +76,12 @@ class DavisResultsDataset(AbstractDataset[Iterable[FramePrediction], DavisResult
         write_json(self._path / RUN_INFO, info)
         logger.info("Wrote %d predicted frames of %d sequence(s) to %s", total, len(frames), self._path)
 
-    def load(self) -> DavisResults:
+    def load(self) -> MaskResults:
         if not self._path.is_dir():
-            raise DatasetError(f"{self._path}: DAVIS results folder not found")
+            raise DatasetError(f"{self._path}: results folder not found")
         info_path = self._path / RUN_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        return DavisResults(self._path, info)
+        return MaskResults(self._path, info)
 
     def _exists(self) -> bool:
         return (self._path / RUN_INFO).is_file()
