@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sfc.atomic import atomic_path
+from sfc.data.images import read_rgb, sort_stems
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,8 @@ class DavisFormatError(ValueError):
 
 
 def _sort_stems(stems: Sequence[str]) -> list[str]:
-    """Sort file stems numerically when they are all digits, lexicographically otherwise."""
-    if stems and all(s.isdigit() for s in stems):
-        return sorted(stems, key=lambda s: (int(s), s))
-    return sorted(stems)
+    """Sort file stems numerically when they are all digits (:func:`sfc.data.images.sort_stems`)."""
+    return sort_stems(stems)
 
 
 def frame_path(root: PathLike, seq: str, frame: str) -> Path:
@@ -242,19 +241,7 @@ def read_frame(path: PathLike) -> np.ndarray:
     Raises:
         DavisFormatError: the file is missing, not an image, or truncated/corrupt.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()  # force the full decode so truncated files fail here, not later
-            rgb = img.convert("RGB") if img.mode != "RGB" else img
-            frame = np.asarray(rgb, dtype=np.uint8).copy()
-    except FileNotFoundError as exc:
-        raise DavisFormatError(f"{path}: frame file not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DavisFormatError(
-            f"{path}: expected a readable JPEG frame, found an unreadable or truncated image ({exc})"
-        ) from exc
-    return frame
+    return read_rgb(path, error=DavisFormatError, what="JPEG frame")
 
 
 def read_mask(path: PathLike) -> np.ndarray:

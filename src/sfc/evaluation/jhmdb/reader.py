@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from sfc.data.images import read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -309,19 +310,7 @@ def read_frame(path: PathLike) -> np.ndarray:
     Raises:
         JhmdbFormatError: the file is missing, not an image, or truncated.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB") if img.mode != "RGB" else img
-            frame = np.asarray(rgb, dtype=np.uint8).copy()
-    except FileNotFoundError as exc:
-        raise JhmdbFormatError(f"{path}: frame file not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise JhmdbFormatError(
-            f"{path}: expected a readable PNG frame, found an unreadable or truncated image ({exc})"
-        ) from exc
-    return frame
+    return read_rgb(path, error=JhmdbFormatError, what="PNG frame")
 
 
 def read_pos_img(path: PathLike) -> np.ndarray:

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sfc.data.images import read_rgb, sort_stems
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -74,10 +76,8 @@ class VipFormatError(ValueError):
 
 
 def _sort_stems(stems: Sequence[str]) -> list[str]:
-    """Sort file stems numerically when they are all digits, lexicographically otherwise."""
-    if stems and all(s.isdigit() for s in stems):
-        return sorted(stems, key=lambda s: (int(s), s))
-    return sorted(stems)
+    """Sort file stems numerically when they are all digits (:func:`sfc.data.images.sort_stems`)."""
+    return sort_stems(stems)
 
 
 def frame_path(root: PathLike, video: str, frame: str) -> Path:
@@ -201,16 +201,7 @@ def read_frame(path: PathLike) -> np.ndarray:
     Raises:
         VipFormatError: the file is missing, not an image, or truncated.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            frame = np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8).copy()
-    except FileNotFoundError as exc:
-        raise VipFormatError(f"{path}: frame file not found") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise VipFormatError(f"{path}: expected a readable JPEG frame, found an unreadable or truncated image ({exc})") from exc
-    return frame
+    return read_rgb(path, error=VipFormatError, what="JPEG frame")
 
 
 _MODE_HINT = {
