@@ -42,6 +42,7 @@ __all__ = [
     "RuntimeConfig",
     "SemanticConfig",
     "StrictConfig",
+    "VideoBenchmarkConfig",
     "VipConfig",
 ]
 
@@ -343,12 +344,20 @@ class FusedPropagationConfig(StrictConfig):
 
 
 @dataclass(frozen=True)
-class _BenchmarkSettings(StrictConfig):
-    """What JHMDB and VIP share: which propagation settings apply (the paper's or the shared groups)."""
+class VideoBenchmarkConfig(StrictConfig):
+    """What the JHMDB and VIP groups share: where the data is, the input size, which settings apply."""
 
+    root: str
+    split: str | None
+    image_size: int | None
     settings: Literal["paper", "shared"]
     single: PropagationConfig
     fused: FusedPropagationConfig
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        _at_least(problems, "image_size", self.image_size, 8)
+        return problems
 
     def resolve(
         self, fused: bool, propagation: PropagationConfig, fusion: FusionConfig
@@ -367,33 +376,21 @@ class _BenchmarkSettings(StrictConfig):
 
 
 @dataclass(frozen=True)
-class JhmdbConfig(_BenchmarkSettings):
+class JhmdbConfig(VideoBenchmarkConfig):
     """``jhmdb.*``: the JHMDB root and split, the input size, and the propagation settings."""
 
     GROUP: ClassVar[str] = "jhmdb"
-    root: str
-    split: str | None
-    image_size: int | None
-
-    def _problems(self) -> list[str]:
-        problems: list[str] = []
-        _at_least(problems, "image_size", self.image_size, 8)
-        return problems
 
 
 @dataclass(frozen=True)
-class VipConfig(_BenchmarkSettings):
-    """``vip.*``: the VIP root and video list, the input size, and the propagation settings."""
+class VipConfig(VideoBenchmarkConfig):
+    """``vip.*``: the VIP root and video list, the input size, the frames kept, the propagation settings."""
 
     GROUP: ClassVar[str] = "vip"
-    root: str
-    split: str | None
-    image_size: int | None
     max_frames: int | None
 
     def _problems(self) -> list[str]:
-        problems: list[str] = []
-        _at_least(problems, "image_size", self.image_size, 8)
+        problems = super()._problems()
         _at_least(problems, "max_frames", self.max_frames, 1)
         return problems
 

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from sfc.atomic import write_text
+from sfc.data.demo_common import is_complete
 from sfc.evaluation.davis.reader import ANNOTATIONS_DIR, IMAGESETS_DIR, JPEG_DIR, DavisFormatError, write_mask
 
 logger = logging.getLogger(__name__)
@@ -318,22 +319,15 @@ def _meta(n_sequences: int, n_frames: int, size: tuple[int, int], seed: int, spl
 
 def _is_complete(root: Path, meta: dict[str, object]) -> bool:
     """True when ``root`` holds a full dataset generated with exactly ``meta``."""
-    meta_path = root / DEMO_META_FILE
-    try:
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if old != meta:
-        return False
-    if not (root / IMAGESETS_DIR / f"{meta['split']}.txt").is_file():
-        return False
     n_frames = int(str(meta["n_frames"]))
-    for name in demo_sequence_names(int(str(meta["n_sequences"]))):
-        jpgs = list((root / JPEG_DIR / name).glob("*.jpg"))
-        pngs = list((root / ANNOTATIONS_DIR / name).glob("*.png"))
-        if len(jpgs) != n_frames or len(pngs) != n_frames:
-            return False
-    return True
+    names = demo_sequence_names(int(str(meta["n_sequences"])))
+    return is_complete(
+        root / DEMO_META_FILE,
+        meta,
+        files=[root / IMAGESETS_DIR / f"{meta['split']}.txt"],
+        counts=[(root / JPEG_DIR / n, "*.jpg", n_frames) for n in names]
+        + [(root / ANNOTATIONS_DIR / n, "*.png", n_frames) for n in names],
+    )
 
 
 def _remove_old_sequences(root: Path, names: list[str]) -> None:

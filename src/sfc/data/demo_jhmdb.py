@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from sfc.atomic import write_text
+from sfc.data.demo_common import is_complete
 from sfc.evaluation.jhmdb.reader import FRAMES_DIR, JOINTS, JOINTS_DIR, MAT_NAME, JhmdbFormatError
 
 logger = logging.getLogger(__name__)
@@ -247,18 +248,13 @@ def _meta(n_videos: int, n_frames: int, size: tuple[int, int], seed: int) -> dic
 
 def _is_complete(root: Path, meta: dict[str, object]) -> bool:
     """True when ``root`` holds a full demo dataset generated with exactly ``meta``."""
-    try:
-        old = json.loads((root / DEMO_META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if old != meta or not (root / SPLIT_FILE).is_file():
-        return False
-    for name in demo_video_names(int(str(meta["n_videos"]))):
-        if len(list((root / FRAMES_DIR / name).glob("*.png"))) != meta["n_frames"]:
-            return False
-        if not (root / JOINTS_DIR / name / MAT_NAME).is_file():
-            return False
-    return True
+    names = demo_video_names(int(str(meta["n_videos"])))
+    return is_complete(
+        root / DEMO_META_FILE,
+        meta,
+        files=[root / SPLIT_FILE, *(root / JOINTS_DIR / n / MAT_NAME for n in names)],
+        counts=[(root / FRAMES_DIR / n, "*.png", int(str(meta["n_frames"]))) for n in names],
+    )
 
 
 def _replace(src: Path, dst: Path) -> None:

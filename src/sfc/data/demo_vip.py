@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from sfc.atomic import write_text
+from sfc.data.demo_common import is_complete
 from sfc.evaluation.vip.reader import ANNOTATIONS_DIR, IGNORE, IMAGES_DIR, VipFormatError
 
 logger = logging.getLogger(__name__)
@@ -202,19 +203,15 @@ def _meta(n_videos: int, n_frames: int, size: tuple[int, int], seed: int) -> dic
 
 def _is_complete(root: Path, meta: dict[str, object]) -> bool:
     """True when ``root`` holds a full dataset generated with exactly ``meta``."""
-    try:
-        old = json.loads((root / DEMO_VIP_META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if old != meta or not (root / VIDEO_LIST).is_file():
-        return False
     n_frames = int(str(meta["n_frames"]))
-    for name in demo_video_names(int(str(meta["n_videos"]))):
-        if len(list((root / IMAGES_DIR / name).glob("*.jpg"))) != n_frames:
-            return False
-        if len(list((root / ANNOTATIONS_DIR / name).glob("*.png"))) != n_frames:
-            return False
-    return True
+    names = demo_video_names(int(str(meta["n_videos"])))
+    return is_complete(
+        root / DEMO_VIP_META_FILE,
+        meta,
+        files=[root / VIDEO_LIST],
+        counts=[(root / IMAGES_DIR / n, "*.jpg", n_frames) for n in names]
+        + [(root / ANNOTATIONS_DIR / n, "*.png", n_frames) for n in names],
+    )
 
 
 def make_demo_vip(

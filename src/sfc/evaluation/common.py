@@ -20,13 +20,13 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from sfc.config import BackboneConfig, FusionConfig, JhmdbConfig, PropagationConfig, SemanticConfig, VipConfig
+from sfc.config import BackboneConfig, FusionConfig, PropagationConfig, SemanticConfig, VideoBenchmarkConfig
 from sfc.device import resolve_device
 from sfc.fusion import Align, check_fusion_args, late_fusion
 from sfc.propagation.engine import iter_propagate
@@ -34,7 +34,7 @@ from sfc.propagation.labels import downsample_labels
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FramePrediction", "Networks", "check_fusable", "describe_network", "iter_frame_features",
+__all__ = ["FramePrediction", "Networks", "PredictionStats", "check_fusable", "describe_network", "iter_frame_features",
            "load_benchmark_networks", "load_network", "load_networks", "propagate_labels"]
 
 
@@ -80,6 +80,32 @@ def check_fusable(fine: torch.nn.Module, semantic: torch.nn.Module, fusion: Fusi
             "differ. Set fusion.align=resize to resample the semantic features onto the fine grid, or use "
             "networks of equal stride (e.g. vit_small_patch8 with a ResNet)"
         )
+
+
+@dataclass
+class PredictionStats:
+    """Timing of one propagated video (filled while its predictions are consumed).
+
+    Attributes:
+        name: video / sequence name.
+        frames: frames predicted so far.
+        seconds: wall time since the first frame was requested.
+        labels: label channels propagated (DAVIS objects, VIP parts).
+        feature_size: (h, w) feature grid.
+        extra: anything else worth logging (e.g. the fusion lambda).
+    """
+
+    name: str
+    frames: int = 0
+    seconds: float = 0.0
+    labels: int = 0
+    feature_size: tuple[int, int] = (0, 0)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second (NaN before the first frame)."""
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -145,7 +171,7 @@ def load_networks(
 
 
 def load_benchmark_networks(
-    settings: JhmdbConfig | VipConfig,
+    settings: VideoBenchmarkConfig,
     backbone: BackboneConfig,
     semantic: SemanticConfig,
     fusion: FusionConfig,

@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 from sfc.config import BackboneConfig, FusionConfig, SemanticConfig, VipConfig
-from sfc.evaluation.common import FramePrediction, Networks, load_networks
+from sfc.evaluation.common import FramePrediction, Networks, PredictionStats, load_networks
 from sfc.evaluation.davis.reader import write_mask
 from sfc.evaluation.vip.evaluate import (
-    VideoStats,
     evaluate_results,
     input_size,
     overlay_samples,
@@ -53,11 +52,11 @@ def networks() -> Networks:
 
 
 @pytest.fixture(scope="module")
-def results(demo_vip: Path, networks: Networks, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[VideoStats]]:
+def results(demo_vip: Path, networks: Networks, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[PredictionStats]]:
     """The demo videos propagated and written as this project writes them (palette PNGs + run_info.json)."""
     cfg = _cfg(demo_vip)
     out = tmp_path_factory.mktemp("vip_results")
-    stats: list[VideoStats] = []
+    stats: list[PredictionStats] = []
     for pred in predict_videos(cfg, select_videos(cfg), networks, cfg.single, stats_out=stats, progress=False):
         write_mask(out / pred.sequence / f"{pred.frame}.png", pred.mask)
     (out / "run_info.json").write_text(json.dumps({"frames": sum(s.frames for s in stats)}))
@@ -98,19 +97,19 @@ def test_input_size(demo_vip: Path) -> None:
 # ----------------------------------------------------------------------------------------- prediction
 def test_predict_video_every_frame_at_annotation_size(demo_vip: Path, networks: Networks) -> None:
     video = load_video(demo_vip, "demo-00", max_frames=4)
-    stats = VideoStats("demo-00")
+    stats = PredictionStats("demo-00")
     preds = list(predict_video(video, networks, _cfg(demo_vip).single, size=(64, 64), stats=stats))
     assert [p.frame for p in preds] == video.frame_names and all(isinstance(p, FramePrediction) for p in preds)
     assert all(p.sequence == "demo-00" and p.mask.shape == (120, 160) and p.mask.dtype == np.uint8 for p in preds)
     first_ids = set(np.unique(video.first_labels).tolist()) - {IGNORE}
     assert all(set(np.unique(p.mask).tolist()) <= first_ids for p in preds)  # no void, no invented id
-    assert stats.frames == 4 and stats.feature_size == (8, 8) and stats.parts == len(first_ids)
+    assert stats.frames == 4 and stats.feature_size == (8, 8) and stats.labels == len(first_ids)
     # frame 0 is predicted too: the first annotation down to the grid and up again
     labelled = video.first_labels != IGNORE
     assert (preds[0].mask == video.first_labels)[labelled].mean() > 0.8
 
 
-def test_end_to_end_random_resnet18_well_above_chance(demo_vip: Path, results: tuple[Path, list[VideoStats]]) -> None:
+def test_end_to_end_random_resnet18_well_above_chance(demo_vip: Path, results: tuple[Path, list[PredictionStats]]) -> None:
     out, stats = results
     assert [s.frames for s in stats] == [8, 8] and all(s.feature_size == (16, 16) for s in stats)
     metrics, per_class, hist = evaluate_results(demo_vip, out, ["demo-00", "demo-01"])
@@ -135,7 +134,7 @@ def test_end_to_end_random_resnet18_well_above_chance(demo_vip: Path, results: t
 
 
 def test_score_folder_equals_evaluate_results_and_skips_top_level_files(
-    demo_vip: Path, results: tuple[Path, list[VideoStats]]
+    demo_vip: Path, results: tuple[Path, list[PredictionStats]]
 ) -> None:
     out, _ = results
     metrics, _, hist = evaluate_results(demo_vip, out, ["demo-00", "demo-01"])
@@ -147,7 +146,7 @@ def test_score_folder_equals_evaluate_results_and_skips_top_level_files(
     assert one["mIoU"] != metrics["mIoU"]
 
 
-def test_overlay_samples(demo_vip: Path, results: tuple[Path, list[VideoStats]]) -> None:
+def test_overlay_samples(demo_vip: Path, results: tuple[Path, list[PredictionStats]]) -> None:
     out, _ = results
     rows = overlay_samples(demo_vip, out, ["demo-00", "demo-01", "absent"], 5)
     assert len(rows) == 2 and [t for t, _, _ in rows[1]] == [

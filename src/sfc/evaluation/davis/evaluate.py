@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,13 @@ from tqdm.auto import tqdm
 
 from sfc.atomic import write_text
 from sfc.config import DavisConfig, PropagationConfig
-from sfc.evaluation.common import FramePrediction, Networks, iter_frame_features, propagate_labels
+from sfc.evaluation.common import (
+    FramePrediction,
+    Networks,
+    PredictionStats,
+    iter_frame_features,
+    propagate_labels,
+)
 from sfc.evaluation.davis.metric import ObjectScores, evaluate_sequence, global_table, summarize
 from sfc.evaluation.davis.reader import (
     JPEG_DIR,
@@ -60,7 +65,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CSV_FLOAT_FORMAT",
     "FramePrediction",
-    "SequenceStats",
     "evaluate_one_sequence",
     "evaluate_results",
     "evaluate_sequences",
@@ -104,22 +108,6 @@ def select_sequences(davis: DavisConfig) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- prediction
-@dataclass
-class SequenceStats:
-    """Timing of one propagated sequence."""
-
-    name: str
-    frames: int = 0
-    seconds: float = 0.0
-    objects: int = 0
-    feature_size: tuple[int, int] = (0, 0)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else float("nan")
-
-
 def predict_sequence(
     seq: DavisSequence,
     networks: Networks,
@@ -127,7 +115,7 @@ def predict_sequence(
     *,
     scale: float,
     batch_size: int = 4,
-    stats: SequenceStats | None = None,
+    stats: PredictionStats | None = None,
     progress: bool = True,
 ) -> Iterator[FramePrediction]:
     """Propagate the first-frame annotation of ``seq`` through all its frames.
@@ -149,10 +137,10 @@ def predict_sequence(
     H, W = seq.size
     ids = np.array([0, *seq.object_ids], dtype=np.uint8)
     first = torch.from_numpy(onehot(seq.first_mask, seq.object_ids))
-    stats = stats if stats is not None else SequenceStats(seq.name)
+    stats = stats if stats is not None else PredictionStats(seq.name)
     if networks.fused:
         stats.extra["fusion_lambda"] = float(networks.lam)
-    stats.objects = len(seq.object_ids)
+    stats.labels = len(seq.object_ids)
     t0 = time.perf_counter()
     feats = iter_frame_features(networks, iter_frames(seq), scale=scale, batch_size=batch_size)
     soft_maps = propagate_labels(feats, first, propagation)
@@ -170,7 +158,7 @@ def predict_sequence(
         bar.close()
     logger.info(
         "%s: %d frames, %d objects, features %dx%d, %.2f frames/s",
-        seq.name, stats.frames, stats.objects, *stats.feature_size, stats.fps,
+        seq.name, stats.frames, stats.labels, *stats.feature_size, stats.fps,
     )
 
 
@@ -180,13 +168,13 @@ def predict_sequences(
     networks: Networks,
     propagation: PropagationConfig,
     *,
-    stats_out: list[SequenceStats] | None = None,
+    stats_out: list[PredictionStats] | None = None,
     progress: bool = True,
 ) -> Iterator[FramePrediction]:
     """:func:`predict_sequence` over several sequences of ``davis.root`` (``davis.max_frames``, ``davis.scale``)."""
     for name in sequences:
         seq = load_sequence(davis.root, name, max_frames=davis.max_frames)
-        stats = SequenceStats(name)
+        stats = PredictionStats(name)
         if stats_out is not None:
             stats_out.append(stats)
         yield from predict_sequence(seq, networks, propagation, scale=davis.scale, stats=stats, progress=progress)

@@ -33,7 +33,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,13 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from sfc.config import PropagationConfig, VipConfig
-from sfc.evaluation.common import FramePrediction, Networks, iter_frame_features, propagate_labels
+from sfc.evaluation.common import (
+    FramePrediction,
+    Networks,
+    PredictionStats,
+    iter_frame_features,
+    propagate_labels,
+)
 from sfc.evaluation.vip.labels import decode_parts, encode_parts, nearest_resize
 from sfc.evaluation.vip.metric import ConfusionMatrix, scores
 from sfc.evaluation.vip.reader import (
@@ -66,7 +71,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "FramePrediction",
-    "VideoStats",
     "evaluate_results",
     "input_size",
     "overlay_samples",
@@ -112,22 +116,6 @@ def input_size(cfg: VipConfig, video: VipVideo) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------------------- prediction
-@dataclass
-class VideoStats:
-    """Timing of one propagated video."""
-
-    name: str
-    frames: int = 0
-    seconds: float = 0.0
-    parts: int = 0
-    feature_size: tuple[int, int] = (0, 0)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second (NaN before the first frame)."""
-        return self.frames / self.seconds if self.seconds > 0 else float("nan")
-
-
 def predict_video(
     video: VipVideo,
     networks: Networks,
@@ -135,7 +123,7 @@ def predict_video(
     *,
     size: tuple[int, int],
     batch_size: int = 4,
-    stats: VideoStats | None = None,
+    stats: PredictionStats | None = None,
     progress: bool = False,
 ) -> Iterator[FramePrediction]:
     """Propagate the first frame's part ids of ``video`` through all its frames.
@@ -155,8 +143,8 @@ def predict_video(
         part ids at the annotation size ``video.size``.
     """
     onehot, ids = encode_parts(video.first_labels, size)
-    stats = stats if stats is not None else VideoStats(video.name)
-    stats.parts = int(ids.size)
+    stats = stats if stats is not None else PredictionStats(video.name)
+    stats.labels = int(ids.size)
     t0 = time.perf_counter()
     feats = iter_frame_features(networks, iter_frames(video), size=size, batch_size=batch_size)
     soft_maps = propagate_labels(feats, torch.from_numpy(onehot), propagation)
@@ -172,7 +160,7 @@ def predict_video(
             yield FramePrediction(video.name, name, mask)
     finally:
         bar.close()
-    logger.info("%s: %d frames, %d parts, features %dx%d, %.2f frames/s", video.name, stats.frames, stats.parts,
+    logger.info("%s: %d frames, %d parts, features %dx%d, %.2f frames/s", video.name, stats.frames, stats.labels,
                 *stats.feature_size, stats.fps)
 
 
@@ -183,13 +171,13 @@ def predict_videos(
     propagation: PropagationConfig,
     *,
     batch_size: int = 4,
-    stats_out: list[VideoStats] | None = None,
+    stats_out: list[PredictionStats] | None = None,
     progress: bool = True,
 ) -> Iterator[FramePrediction]:
     """:func:`predict_video` over several videos of ``cfg.root`` (``vip.max_frames``, ``vip.image_size``)."""
     for name in videos:
         video = load_video(cfg.root, name, max_frames=cfg.max_frames)
-        stats = VideoStats(name)
+        stats = PredictionStats(name)
         if stats_out is not None:
             stats_out.append(stats)
         yield from predict_video(video, networks, propagation, size=input_size(cfg, video), batch_size=batch_size,
