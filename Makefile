@@ -1,4 +1,5 @@
 # Two entry points (see README.md): `make demo` and `make test`. Both create/refresh .venv/ first.
+# `make ui` opens the MLflow UI on the runs they logged.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -23,17 +24,41 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/sfc demo-data data/01_raw/demo_davis
-	$(BIN)/sfc demo-data --kind jhmdb data/01_raw/demo_jhmdb
-	$(BIN)/sfc demo-data --kind vip data/01_raw/demo_vip
-	$(BIN)/kedro run --env demo --pipelines extract_frames,fc_pretrain
-	$(BIN)/kedro run --env demo --pipelines evaluate_davis
-	$(BIN)/kedro run --env demo --pipelines evaluate_jhmdb,evaluate_vip
-	$(BIN)/sfc show-metrics data/08_reporting/davis/metrics.json data/08_reporting/jhmdb/metrics.json \
-	    data/08_reporting/vip/metrics.json
+	# The whole chain on generated data (params.yaml: the demo profile): demo_data -> extract_frames ->
+	# fc_pretrain -> cache_features -> fusion_search -> evaluate_davis / evaluate_jhmdb / evaluate_vip.
+	# A second `make demo` reruns nothing.
+	$(BIN)/dvc repro
+	$(BIN)/sfc show-metrics data/demo/08_reporting/davis/metrics.json data/demo/08_reporting/jhmdb/metrics.json \
+	    data/demo/08_reporting/vip/metrics.json data/demo/08_reporting/fusion_search/best.json
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
 bench: install
 	$(BIN)/python benchmarks/propagation.py
+
+# Debian's Chromium, driven by tests/pipelines/test_mlflow_ui.py (that test is skipped without it).
+# Installed only as root with apt-get; otherwise this says why and `make test` goes on.
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+	    echo "browser: /usr/bin/chromium is there"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "browser: no /usr/bin/chromium, and it is installed only as root with apt-get" \
+	        "(apt-get install chromium): the MLflow UI browser test will be skipped"; \
+	else \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } || \
+	        echo "browser: apt-get could not install chromium: the MLflow UI browser test will be skipped"; \
+	fi
+
+# The MLflow UI on the project's store (sqlite:///mlflow.db, artifacts under mlruns/), venv activated
+# or not. One worker and no GenAI job runner: `kedro mlflow ui` starts 4 workers and 8 job processes
+# (~2.7 GB). MLflow 3.17 opens experiments in its GenAI view: pick "Model training" once.
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+.PHONY: ui
+ui: install
+	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT) (choose 'Model training' at the top left; Ctrl+C stops it)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+	    --host $(UI_HOST) --port $(UI_PORT) --workers 1

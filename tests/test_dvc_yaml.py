@@ -10,6 +10,7 @@ file to add, so ``dvc repro`` never reuses outputs of stale code.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import yaml
@@ -20,8 +21,26 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
 
-def _stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+DEMO_MODULES = {"sfc.data.demo", "sfc.data.demo_jhmdb", "sfc.data.demo_vip"}  # what `sfc demo-data` runs
+
+
+def _resolve(node, variables: dict):
+    """dvc.yaml with DVC's ``${key}`` templating filled from params.yaml (keys included)."""
+    if isinstance(node, str):
+        return re.sub(r"\$\{(\w+)\}", lambda m: str(variables[m.group(1)]), node)
+    if isinstance(node, list):
+        return [_resolve(v, variables) for v in node]
+    if isinstance(node, dict):
+        return {_resolve(k, variables): _resolve(v, variables) for k, v in node.items()}
+    return node
+
+
+def _stages(profile: dict | None = None) -> dict:
+    """Pipeline stages of dvc.yaml (``demo_data`` apart), resolved for ``profile`` (default params.yaml)."""
+    variables = profile or yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = _resolve(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"], variables)
+    stages.pop("demo_data")
+    return stages
 
 
 def _module_file(module: str) -> Path | None:
@@ -112,12 +131,36 @@ def test_source_and_conf_deps_exist() -> None:
                 assert (REPO / dep).exists(), f"stage {name}: dependency {dep} does not exist"
 
 
+def test_demo_data_stage_covers_the_generators() -> None:
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["demo_data"]
+    missing = sorted(str(p.relative_to(REPO)) for p in closure(DEMO_MODULES) if not _covered(str(p.relative_to(REPO)), stage["deps"]))
+    assert not missing, f"stage demo_data: add to deps: {', '.join(missing)}"
+
+
+PROFILES = ({"kedro_env": "demo", "data": "data/demo"}, {"kedro_env": "real", "data": "data"})
+
+
+def test_profiles_match_the_kedro_envs() -> None:
+    """params.yaml's data root is the env's ``data`` global (the stages check it again at run time)."""
+    current = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert current in PROFILES
+    for profile in PROFILES:
+        env_globals = REPO / "conf" / profile["kedro_env"] / "globals.yml"
+        globals_file = env_globals if env_globals.is_file() else REPO / "conf" / "base" / "globals.yml"
+        assert yaml.safe_load(globals_file.read_text())["data"] == profile["data"], profile
+
+
 def test_params_are_kedro_parameters() -> None:
-    for name, stage in _stages().items():
+    for profile in PROFILES:
+        _check_params(_stages(profile))
+
+
+def _check_params(stages: dict) -> None:
+    for name, stage in stages.items():
         for entry in stage.get("params", []):
             for file, keys in entry.items():
                 params = yaml.safe_load((REPO / file).read_text())
-                for key in keys:
+                for key in keys or []:  # no keys: the whole file (an env's overrides)
                     node = params
                     for part in key.split("."):
                         assert isinstance(node, dict) and part in node, f"stage {name}: {file} has no {key}"
@@ -128,5 +171,6 @@ def test_each_stage_runs_a_registered_pipeline() -> None:
     pipelines = register_pipelines()
     for name, stage in _stages().items():
         cmd = " ".join(stage["cmd"].split())
-        assert cmd.startswith(f"kedro run --pipelines {name}"), cmd
+        env = yaml.safe_load((REPO / "params.yaml").read_text())["kedro_env"]
+        assert re.match(rf"SFC_DATA_ROOT=\S+ sh scripts/venv kedro run --env {env} --pipelines {name}( |$)", cmd), cmd
         assert name in pipelines

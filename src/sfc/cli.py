@@ -28,6 +28,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -88,7 +89,7 @@ def _cmd_show_metrics(args: argparse.Namespace) -> int:
             _out(f"  {key:<{width}}  {shown}")
         _out("")
     _out("Browse params, metrics and artifacts of every run in the MLflow UI:")
-    _out("  .venv/bin/kedro mlflow ui      # then open http://127.0.0.1:5000 (experiment 'sfc')")
+    _out("  make ui      # then open http://127.0.0.1:5000 (experiment 'sfc')")
     return 0
 
 
@@ -99,6 +100,21 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
         if args.height is None or args.width is None:
             raise ValueError("give both --height and --width")
         given["size"] = (args.height, args.width)
+    if args.kind == "all":
+        if given or args.n_videos is not None:
+            raise ValueError("--kind all writes every demo dataset at its default size: drop the size options")
+        from sfc.data.demo import make_demo_davis
+        from sfc.data.demo_jhmdb import make_demo_jhmdb
+        from sfc.data.demo_vip import make_demo_vip
+
+        out = Path(args.out_dir)
+        make_demo_davis(out / "davis", split=args.split, overwrite=args.overwrite)
+        # Training frames for fc_pretrain: other videos than the evaluation ones (another seed).
+        make_demo_davis(out / "frames", split="train", seed=1, overwrite=args.overwrite)
+        make_demo_jhmdb(out / "jhmdb", overwrite=args.overwrite)
+        make_demo_vip(out / "vip", overwrite=args.overwrite)
+        _out(f"Demo datasets ready under {out.resolve()}: davis/, frames/ (training frames), jhmdb/, vip/")
+        return 0
     if args.kind == "davis":
         from sfc.data.demo import make_demo_davis
 
@@ -169,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("out_dir", help="dataset root to write")
-    p.add_argument("--kind", choices=("davis", "jhmdb", "vip"), default="davis", help="layout (default davis)")
+    p.add_argument(
+        "--kind", choices=("davis", "jhmdb", "vip", "all"), default="davis",
+        help="layout (default davis); all = OUT/davis, OUT/frames (training frames), OUT/jhmdb, OUT/vip",
+    )
     p.add_argument("--n-videos", "--n-sequences", dest="n_videos", type=_positive_int, default=None,
                    help="number of videos (default: the layout's)")
     p.add_argument("--n-frames", type=_positive_int, default=None, help="frames per video (default: the layout's)")

@@ -9,16 +9,27 @@
 
 Both run first among the ``before_pipeline_run`` hooks (``tryfirst``), so kedro-mlflow opens no run
 for a refused one.
+
+:class:`TrackingHooks` runs last, once kedro-mlflow has opened the pipeline's MLflow run: it names the
+run after what tells it apart from its neighbours (:func:`sfc.provenance.run_name`), tags it with the
+git commit, the DVC or listing hash of every dataset it reads, the SHA-256 of every checkpoint, the
+library versions and the machine (:mod:`sfc.provenance`), makes the experiment open in MLflow's
+"Model training" view, and marks a run stopped by Ctrl+C (or any exit before the pipeline ended)
+``KILLED`` instead of the ``FINISHED`` MLflow's exit handler would record.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
+from sfc import provenance
 from sfc.config import ConfigError
 from sfc.parameters import validate_parameters
 
@@ -66,6 +77,20 @@ def missing_inputs(pipeline: Pipeline, catalog: Any, registered: dict[str, Pipel
 class ProjectHooks:
     """Checks run before a pipeline starts (see the module docstring)."""
 
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Under DVC, the data root of params.yaml must be the Kedro env's (``SFC_DATA_ROOT``, set by dvc.yaml)."""
+        expected = os.environ.get("SFC_DATA_ROOT")
+        if not expected:
+            return
+        actual = str((context.config_loader.get("globals") or {}).get("data", ""))
+        if os.path.normpath(actual) != os.path.normpath(expected):
+            raise ConfigError(
+                f"params.yaml says data: {expected} but the Kedro env `{context.env}` keeps its data under "
+                f"{actual!r} (conf/{context.env}/globals.yml, else conf/base/globals.yml): set params.yaml's "
+                "kedro_env and data together (demo: demo + data/demo; real: real + data)"
+            )
+
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
         try:
@@ -80,3 +105,86 @@ class ProjectHooks:
             raise MissingInputError(
                 f"cannot run {', '.join(requested)}: " + "; ".join(problems)
             )
+
+
+# MLflow 3.17 opens an experiment in its GenAI view unless this tag says it holds model-training runs.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# Parameter group -> the key naming the dataset folder it reads.
+DATA_ROOTS = {"davis": "root", "jhmdb": "root", "vip": "root", "frames": "root"}
+
+
+def provenance_tags(
+    project: Path, pipeline_inputs: set[str], params: dict[str, Any], catalog: Any
+) -> dict[str, str]:
+    """MLflow tags tracing a run to its code, data, checkpoints, libraries and machine."""
+    tags: dict[str, str] = {}
+    git = provenance.git_state(project)
+    if git:
+        tags["mlflow.source.git.commit"] = git["commit"]  # shown by the UI as the run's source version
+        tags["git.commit"], tags["git.dirty"] = git["commit"], git["dirty"]
+    dvc_outs = provenance._dvc_outs(project)
+    groups = {name.removeprefix("params:") for name in pipeline_inputs if name.startswith("params:")}
+    for group, key in DATA_ROOTS.items():
+        if group in groups and params.get(group, {}).get(key):
+            tags[f"data.{group}"] = provenance.data_fingerprint(params[group][key], project, dvc_outs)
+    for name in sorted(pipeline_inputs):  # file-backed inputs written by another pipeline
+        where = _where(catalog.get(name)) if not name.startswith("params:") and name != "parameters" else ""
+        if where:
+            tags[f"input.{name}"] = provenance.data_fingerprint(where.strip(" ()"), project, dvc_outs)
+    for group in ("backbone", "semantic"):
+        cfg = params.get(group) or {}
+        if group in groups and cfg.get("arch"):
+            tags[f"checkpoint.{group}"] = (
+                f"{cfg['arch']} " + provenance.checkpoint_fingerprint(cfg.get("checkpoint"), cfg.get("seed"), project)
+            )
+    tags.update({f"version.{k}": v for k, v in provenance.library_versions().items()})
+    tags.update({f"device.{k}": v for k, v in provenance.device_description().items()})
+    return tags
+
+
+class TrackingHooks:
+    """Run name, provenance tags and honest run status (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._open_run: str | None = None
+        self._exit_handler = False
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's before_pipeline_run has started the run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None:  # tracking disabled for this pipeline
+            return
+        project = Path(run_params.get("project_path") or ".").resolve()
+        params = catalog.load("parameters")
+        client = mlflow.MlflowClient()
+        experiment = client.get_experiment(run.info.experiment_id)
+        if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+            client.set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
+        pipelines = list(run_params.get("pipeline_names") or ["__default__"])
+        mlflow.set_tags(provenance_tags(project, set(pipeline.inputs()), params, catalog))
+        mlflow.set_tag("mlflow.runName", provenance.run_name(pipelines, params, run_params.get("env")))
+        self._open_run = run.info.run_id
+        if not self._exit_handler:  # registered after MLflow's own handler, so it runs first
+            atexit.register(self._end_interrupted_run)
+            self._exit_handler = True
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._open_run = None
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._open_run = None  # kedro-mlflow ends the run as FAILED
+
+    def _end_interrupted_run(self) -> None:
+        """At exit: a run whose pipeline neither finished nor failed (Ctrl+C, SIGTERM) ends as KILLED."""
+        import mlflow
+
+        run = mlflow.active_run()
+        if self._open_run and run is not None and run.info.run_id == self._open_run:
+            logger.warning("The pipeline was interrupted: MLflow run %s ends as KILLED", self._open_run)
+            while mlflow.active_run() is not None:  # nested node runs first, then the pipeline's
+                mlflow.end_run(status="KILLED")
+        self._open_run = None

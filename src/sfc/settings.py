@@ -2,7 +2,7 @@
 
 from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, named for readers)
 
-from sfc.hooks import ProjectHooks
+from sfc.hooks import ProjectHooks, TrackingHooks
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -11,6 +11,7 @@ CONFIG_LOADER_ARGS = {
     # replacing whole top-level blocks.
     "merge_strategy": {"parameters": "soft"},
 }
-# Strict parameters and missing-input checks before any node runs; kedro-mlflow registers its own
+# Strict parameters and missing-input checks before any node runs; run names, provenance tags and
+# KILLED status for interrupted runs (TrackingHooks); kedro-mlflow registers its own
 # hook through the `kedro.hooks` entry point.
-HOOKS = (ProjectHooks(),)
+HOOKS = (ProjectHooks(), TrackingHooks())

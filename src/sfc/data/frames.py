@@ -709,6 +709,8 @@ def build_frame_index(
     if not 1 <= int(jpeg_quality) <= 100:
         raise FrameIndexError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
     output_dir = Path(output_dir)
+    # Always there (empty for image datasets): DVC and later runs expect the declared output folder.
+    output_dir.mkdir(parents=True, exist_ok=True)
 
     # decoded frames are outputs, not inputs: never index them back when output_dir lies in the root
     scan = _scan(root, kind, img_exts, vid_exts, output_dir if kind in ("videos", "mixed") else None)

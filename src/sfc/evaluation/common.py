@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from sfc.propagation.labels import downsample_labels
 logger = logging.getLogger(__name__)
 
 __all__ = ["FramePrediction", "Networks", "PredictionStats", "check_fusable", "describe_network", "iter_frame_features",
-           "load_benchmark_networks", "load_network", "load_networks", "propagate_labels"]
+           "load_benchmark_networks", "load_network", "load_networks", "network_feature_maps", "propagate_labels"]
 
 
 def describe_network(arch: str, info: Any) -> str:
@@ -229,6 +229,46 @@ def iter_frame_features(
     semantic = iter_features(networks.semantic, frames_semantic, **kwargs)
     for f, s in zip(fine, semantic, strict=True):
         yield late_fusion(s, f, networks.lam, align=networks.align)
+
+
+def network_feature_maps(
+    networks: Networks,
+    frames: Sequence[np.ndarray],
+    *,
+    scale: float = 1.0,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 4,
+) -> dict[str, torch.Tensor]:
+    """Features of a few frames from each network on its own and, with two networks, fused (for figures).
+
+    The same features :func:`iter_frame_features` computes, kept apart per network so that each can
+    be shown (e.g. correspondence maps, SFC Fig. 5).
+
+    Args:
+        networks: from :func:`load_networks`.
+        frames: T (H, W, 3) uint8 RGB frames (a handful: all of them are held in memory).
+        scale: input resize factor before the networks (DAVIS: ``davis.scale``).
+        size: instead, a fixed (H', W') input size (JHMDB, VIP); None = use ``scale``.
+        batch_size: frames per forward pass.
+
+    Returns:
+        On the CPU, unit L2 norm over channels: ``{"FC": (T, C, h, w)}`` for the fine-grained network;
+        with a semantic network also ``"semantic"``: (T, Cs, hs, ws) on its own grid, and ``"fused"``:
+        (T, Cs + C, h, w), ``late_fusion(semantic, FC, lam, align)`` (SFC eq. 7). Keys in this order:
+        ``semantic``, ``FC``, ``fused``.
+    """
+    from sfc.models.backbones import iter_features  # torch-heavy
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("expected at least one frame, found none")
+    kwargs = {"batch_size": batch_size, "device": networks.device, "scale": scale, "size": size, "output_device": "cpu"}
+    fine = torch.stack(list(iter_features(networks.fine, frames, **kwargs)))
+    if networks.semantic is None:
+        return {"FC": fine}
+    semantic = torch.stack(list(iter_features(networks.semantic, frames, **kwargs)))
+    fused = late_fusion(semantic, fine, networks.lam, align=networks.align)
+    return {"semantic": semantic, "FC": fine, "fused": fused}
 
 
 def propagate_labels(

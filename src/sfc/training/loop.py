@@ -23,6 +23,7 @@ On CPU everything is float32.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -195,6 +196,42 @@ def _resume(
 
 
 @torch.enable_grad()  # training must not inherit a caller's no_grad (e.g. a suspended generator's)
+def estimate_cpu_step_seconds(model: torch.nn.Module, config: FCTrainConfig) -> float:
+    """Rough seconds per training step on this CPU, measured before training starts.
+
+    Times one forward + backward pass of a copy of the online encoder on two blank
+    ``image_size`` crops (no random numbers drawn, the model itself untouched, so a resume stays
+    bit-identical) and scales it to a step: ``batch_size`` pairs of views through the online encoder
+    (forward + backward) and the target encoder (forward, about a third of that).
+    """
+    encoder = copy.deepcopy(_unwrap(model).online_encoder).train()
+    encoder(torch.zeros(2, 3, 32, 32)).float().sum().backward()  # warm-up: first-call allocations
+    side = min(config.image_size, 128)  # convolution cost grows with the pixel count
+    begin = time.perf_counter()
+    encoder(torch.zeros(2, 3, side, side)).float().sum().backward()
+    per_image = (time.perf_counter() - begin) / 2 * (config.image_size / side) ** 2
+    return per_image * config.batch_size * 2 * (1 + 1 / 3)
+
+
+def warn_cpu_duration(step_seconds: float, config: FCTrainConfig, start_step: int) -> None:
+    """Log how long the remaining steps would take on this CPU; a warning with a way out past an hour."""
+    hours = step_seconds * (config.steps - start_step) / 3600
+    message = (
+        f"FC training on the CPU: about {step_seconds:.1f} s per step (batch {config.batch_size}, "
+        f"{config.image_size} px), so {config.steps - start_step} steps would take about {hours:,.1f} h"
+    )
+    if hours <= 1:
+        logger.info(message)
+        return
+    logger.warning(
+        "%s. The paper's settings are meant for GPUs. For a CPU-sized run use the demo env "
+        "(`kedro run --env demo --pipelines fc_pretrain`: 50 steps, batch 8, 64 px) or smaller settings, "
+        "e.g. --params \"fc_pretrain.steps=200,fc_pretrain.batch_size=16,fc_pretrain.image_size=128\" "
+        "(or fc_pretrain.max_minutes=N to stop cleanly after N minutes).",
+        message,
+    )
+
+
 def _train(
     paths: list[str],
     config: FCTrainConfig,
@@ -284,6 +321,8 @@ def _train(
             ckpt.save_train_state(train_state, ckpt_path)
         barrier(ctx)
 
+    if ctx.is_main and device.type == "cpu" and config.steps > start_step:
+        warn_cpu_duration(estimate_cpu_step_seconds(model, config), config, start_step)
     logger.info(
         "FC training: %d frames, steps %d -> %d, global batch %d over %d process(es), device %s%s",
         len(paths),

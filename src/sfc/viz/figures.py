@@ -1,4 +1,4 @@
-"""Report figures (matplotlib, headless): mask overlays of a few videos, the fusion-grid heatmap.
+"""Report figures (matplotlib, headless): mask overlays, the fusion-grid heatmap, per-joint / per-class bars.
 
 Functions take arrays and tables and return a ``matplotlib.figure.Figure``; saving (PNG, MLflow
 artifact) is the catalog's job.
@@ -18,9 +18,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from sfc.evaluation.davis.reader import DAVIS_PALETTE  # noqa: E402
-from sfc.viz.overlay import overlay  # noqa: E402
+from sfc.viz.overlay import PART_PALETTE, overlay  # noqa: E402
 
-__all__ = ["JHMDB_SKELETON", "fusion_heatmap", "keypoint_grid", "overlay_grid"]
+__all__ = ["JHMDB_SKELETON", "fusion_heatmap", "keypoint_grid", "overlay_grid", "per_class_bar_chart", "per_joint_bar_chart"]
 
 JHMDB_SKELETON: tuple[tuple[int, int], ...] = (
     (2, 0), (0, 1), (0, 3), (0, 4), (1, 5), (1, 6), (3, 7), (4, 8), (7, 11), (8, 12), (5, 9), (6, 10),
@@ -123,3 +123,113 @@ def fusion_heatmap(summary: pd.DataFrame) -> Figure:
     fig.colorbar(im, ax=ax, label="J&F mean")
     fig.tight_layout()
     return fig
+
+
+def _bar_chart(
+    labels: Sequence[str],
+    values: np.ndarray,
+    *,
+    title: str,
+    xlabel: str,
+    mean_label: str,
+    missing_label: str,
+    colours: Sequence[tuple[float, float, float]] | None = None,
+) -> Figure:
+    """Horizontal bars in table order (first row on top), each annotated; NaN rows say ``missing_label``.
+
+    Values are percentages (x axis 0-100); a dashed line marks the mean of the finite values.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(7.0, 0.32 * max(n, 1) + 1.5))
+    y = np.arange(n)
+    finite = np.isfinite(values)
+    rgb = [tuple(c) for c in colours] if colours is not None else [(0.12, 0.47, 0.71)] * n  # tab:blue
+    ax.barh(y, np.where(finite, values, 0.0), color=rgb, edgecolor="black", linewidth=0.6, height=0.7)
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            ax.text(1, i, missing_label, va="center", ha="left", fontsize=8, color="dimgray", style="italic")
+        elif v > 88:  # no room right of the bar: write inside it, in a colour that contrasts with the bar
+            dark = 0.299 * rgb[i][0] + 0.587 * rgb[i][1] + 0.114 * rgb[i][2] < 0.5
+            ax.text(v - 1, i, f"{v:.1f}", va="center", ha="right", fontsize=8, color="white" if dark else "black")
+        else:  # on a light box, so that the mean line never hides the number
+            ax.text(v + 1, i, f"{v:.1f}", va="center", ha="left", fontsize=8,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.5})
+    if finite.any():
+        mean = float(values[finite].mean())
+        ax.axvline(mean, color="crimson", linestyle="--", linewidth=1.2, label=f"{mean_label} {mean:.1f}", zorder=1)
+        # above the axes, right: never over a bar or its number
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, borderaxespad=0.2)
+    ax.set_yticks(y, list(labels), fontsize=9)
+    ax.set_ylim(n - 0.5, -0.5)  # first table row on top
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: expected columns {list(columns)}, missing {missing} (found {list(table.columns)})")
+
+
+def per_joint_bar_chart(per_joint: pd.DataFrame, *, metric: str = "PCK_0.1") -> Figure:
+    """JHMDB PCK per joint: one bar per row of ``per_joint.csv``, in its (joint) order, values annotated.
+
+    Args:
+        per_joint: one row per joint (columns ``joint``, ``scored``, ``PCK_0.1`` ... ``PCK_0.5`` in
+            percent, NaN for a joint never scored), as ``evaluate_jhmdb`` writes it.
+        metric: the column to draw (``PCK_0.1``: the paper's headline threshold).
+
+    Returns:
+        The figure; the dashed line is the mean over scored joints (the reported PCK).
+
+    Raises:
+        ValueError: ``joint`` or ``metric`` is not a column.
+    """
+    _require(per_joint, ["joint", metric], "per-joint table")
+    threshold = metric.split("_", 1)[-1]
+    return _bar_chart(
+        [str(j) for j in per_joint["joint"]],
+        per_joint[metric].to_numpy(dtype=np.float64),
+        title=f"JHMDB keypoint propagation: PCK@{threshold} per joint",
+        xlabel=f"PCK@{threshold} (%)",
+        mean_label="mean",
+        missing_label="not scored",
+    )
+
+
+def per_class_bar_chart(per_class: pd.DataFrame, *, metric: str = "IoU") -> Figure:
+    """VIP IoU per part class: one bar per row of ``per_class.csv``, in its (class id) order, values annotated.
+
+    Bars take the class's colour of the part palette (the overlays' colours) when ``class_id`` is given.
+
+    Args:
+        per_class: one row per class (columns ``class_id``, ``name``, ``IoU``, ``accuracy`` in percent,
+            NaN where the official value is NaN, ``gt_pixels``), as ``evaluate_vip`` writes it.
+        metric: the column to draw (``IoU``, or ``accuracy``).
+
+    Returns:
+        The figure; the dashed line is the mean over classes with a value (the official mIoU).
+
+    Raises:
+        ValueError: ``name`` or ``metric`` is not a column.
+    """
+    _require(per_class, ["name", metric], "per-class table")
+    colours = None
+    if "class_id" in per_class.columns:
+        ids = per_class["class_id"].to_numpy(dtype=np.int64).clip(0, len(PART_PALETTE) - 1)
+        colours = [tuple(float(c) / 255 for c in PART_PALETTE[i]) for i in ids]
+    return _bar_chart(
+        [str(n) for n in per_class["name"]],
+        per_class[metric].to_numpy(dtype=np.float64),
+        title=f"VIP human-part propagation: {metric} per class",
+        xlabel=f"{metric} (%)",
+        mean_label="mIoU" if metric == "IoU" else "mean",
+        missing_label="n/a (class absent)",
+        colours=colours,
+    )

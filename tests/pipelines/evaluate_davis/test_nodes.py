@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from sfc.config import ConfigError
+from sfc.datasets.gif_folder import GifFolderDataset
 from sfc.datasets.mask_results import RUN_INFO, MaskResults, MaskResultsDataset
 from sfc.evaluation.davis.evaluate import FramePrediction
 from sfc.evaluation.davis.metric import GLOBAL_KEYS, PER_OBJECT_COLUMNS
@@ -33,7 +34,13 @@ from sfc.evaluation.davis.reader import (
     onehot,
     read_mask,
 )
-from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis
+from sfc.pipelines.evaluate_davis.nodes import (
+    predict_davis,
+    render_correspondence,
+    render_davis_videos,
+    render_overlays,
+    score_davis,
+)
 from sfc.pipelines.shared import select_davis_sequences as select_sequences
 from sfc.propagation.labels import downsample_labels, upsample_argmax
 from tests.pipelines.evaluate_davis import (
@@ -302,5 +309,34 @@ def test_render_overlays_figure(tiny_davis: Path, written: MaskResults) -> None:
             "demo-00 / 00003",
             "demo-00 / 00005",
         ]
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- GIFs, correspondence
+
+
+@pytest.mark.parametrize("overlays", [0, 1, 5])
+def test_render_davis_videos_one_gif_per_shown_sequence(
+    tiny_davis: Path, written: MaskResults, tmp_path: Path, overlays: int
+) -> None:
+    videos = render_davis_videos(written, SEQUENCES, davis_params(tiny_davis), {**RUNTIME, "overlays": overlays})
+    assert list(videos) == SEQUENCES[:overlays]
+    GifFolderDataset(path=str(tmp_path / "videos"), fps=10, max_side=48).save(videos)
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"{s}.gif" for s in SEQUENCES[:overlays]]
+    for seq in SEQUENCES[:overlays]:
+        with Image.open(tmp_path / "videos" / f"{seq}.gif") as gif:
+            assert gif.n_frames == N_FRAMES and gif.size == (48, 32)  # 96 x 64 frames, larger side 48
+
+
+def test_render_correspondence_with_a_semantic_network(tiny_davis: Path) -> None:
+    semantic = {"arch": "resnet18", "checkpoint": None, "seed": 1}
+    fig = render_correspondence(SEQUENCES, davis_params(tiny_davis), BACKBONE, semantic, FUSION, RUNTIME)
+    try:
+        panels = [ax for ax in fig.axes if ax.get_images()]
+        titles = [ax.get_title().split(":")[0] for ax in panels]
+        n_rows = len(panels) // 4
+        assert 1 <= n_rows <= 3 and titles[1:4] == ["semantic", "FC", "fused"]
+        assert fig._suptitle.get_text().startswith("demo-00: frame 00000 -> frame 00003")
     finally:
         plt.close(fig)

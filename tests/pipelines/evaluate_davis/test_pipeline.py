@@ -19,6 +19,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
+from PIL import Image
 
 import sfc.models.checkpoints
 from sfc.datasets.mask_results import RUN_INFO, MaskResultsDataset
@@ -45,7 +46,9 @@ PARAMS = {
     "params:semantic",
     "params:fusion",
 }
-FREE_OUTPUTS = {"davis_metrics", "davis_mlflow_metrics", "davis_per_sequence", "davis_overlays"}
+FREE_OUTPUTS = {
+    "davis_metrics", "davis_mlflow_metrics", "davis_per_sequence", "davis_overlays", "davis_gifs", "davis_correspondence"
+}
 
 
 def _catalog(root: Path, results: Path, **davis_overrides: Any) -> DataCatalog:
@@ -95,6 +98,12 @@ def test_pipeline_in_memory_catalog_max_frames(
         and table["Sequence"].str.rsplit("_", n=1).str[0].unique().tolist() == SEQUENCES
     )
     assert isinstance(catalog.load("davis_overlays"), Figure)
+    # the GIF videos stay lazy until a dataset writes them (here: an in-memory catalog)
+    videos = catalog.load("davis_gifs")
+    assert list(videos) == SEQUENCES[: RUNTIME["overlays"]]
+    assert all(len(list(video)) == 4 for video in videos.values())  # one blended frame per predicted frame
+    fig = catalog.load("davis_correspondence")
+    assert isinstance(fig, Figure) and "demo-00" in fig._suptitle.get_text()
 
 
 def test_pipeline_bad_dataset_fails_before_prediction(
@@ -156,4 +165,14 @@ def test_session_run_logs_to_mlflow(tiny_davis: Path, tmp_path: Path, kedro_sess
     assert params["propagation.topk"] == "5" and params["propagation.temperature"] == "0.05"  # flattened
     assert params["davis.root"] == str(tiny_davis) and params["davis.split"] == "val"  # runtime + base merged
     assert params["backbone.arch"] == "resnet18" and params["runtime.device"] == "cpu"
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"per_sequence.csv", "overlays.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "per_sequence.csv", "overlays.png", "correspondence.png", "videos"
+    }
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "videos")} == {f"videos/{s}.gif" for s in SEQUENCES}
+
+    # the report figures, under the redirected ${globals:data} (the GIF folder's `path` included)
+    out = tmp_path / "data" / "08_reporting" / "davis"
+    assert (out / "correspondence.png").stat().st_size > 1000
+    for seq in SEQUENCES:  # runtime.overlays = 2 = both sequences
+        with Image.open(out / "videos" / f"{seq}.gif") as gif:
+            assert gif.n_frames == 4 and max(gif.size) <= 480

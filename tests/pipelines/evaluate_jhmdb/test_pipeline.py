@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
-from kedro_datasets.pandas import ParquetDataset
+from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from matplotlib.figure import Figure
 
 from sfc.data.demo_jhmdb import make_demo_jhmdb
@@ -23,7 +23,8 @@ from sfc.pipelines.evaluate_jhmdb import create_pipeline
 from tests.pipelines.conftest import KedroSessionRun
 from tests.pipelines.evaluate_davis import BACKBONE, FUSION, PROPAGATION, RUNTIME, SEMANTIC
 
-OUTPUTS = {"jhmdb_metrics", "jhmdb_mlflow_metrics", "jhmdb_per_video", "jhmdb_per_joint", "jhmdb_overlays"}
+OUTPUTS = {"jhmdb_metrics", "jhmdb_mlflow_metrics", "jhmdb_per_video", "jhmdb_overlays", "jhmdb_per_joint_chart"}
+# jhmdb_per_joint is drawn by render_jhmdb_per_joint, so it is no longer a free output
 SINGLE = {"topk": 10, "temperature": 0.07, "radius": 3, "context": 8}
 FUSED = {"lambda": 1.0, "topk": 20, "temperature": 0.07, "radius": 5, "context": 8}
 
@@ -53,6 +54,7 @@ def test_in_memory_catalog(demo_jhmdb: Path, tmp_path: Path) -> None:
     }.items():
         catalog[f"params:{name}"] = value
     catalog["jhmdb_predictions"] = ParquetDataset(filepath=str(tmp_path / "predictions.parquet"))
+    catalog["jhmdb_per_joint"] = CSVDataset(filepath=str(tmp_path / "per_joint.csv"), save_args={"index": False})
     outputs = SequentialRunner().run(create_pipeline(), catalog)
     assert set(outputs) == OUTPUTS
     metrics = catalog.load("jhmdb_metrics")
@@ -65,6 +67,8 @@ def test_in_memory_catalog(demo_jhmdb: Path, tmp_path: Path) -> None:
     assert len(catalog.load("jhmdb_per_joint")) == 15
     assert {"PCK_0.1", "frames_per_second"} <= set(catalog.load("jhmdb_mlflow_metrics"))
     assert isinstance(catalog.load("jhmdb_overlays"), Figure)
+    chart = catalog.load("jhmdb_per_joint_chart")
+    assert isinstance(chart, Figure) and len(chart.axes[0].patches) == 15  # one bar per joint
 
 
 def test_session_writes_metrics_and_logs_to_mlflow(
@@ -77,6 +81,7 @@ def test_session_writes_metrics_and_logs_to_mlflow(
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"PCK_0.1", "PCK_0.2"} <= set(metrics)
     assert len(pd.read_csv(out / "per_joint.csv")) == 15 and (out / "overlays.png").stat().st_size > 1000
+    assert (out / "per_joint.png").stat().st_size > 1000
     assert len(pd.read_parquet(tmp_path / "data" / "07_model_output" / "jhmdb" / "predictions.parquet")) == 180
 
     import mlflow
@@ -85,4 +90,6 @@ def test_session_writes_metrics_and_logs_to_mlflow(
     (run,) = client.search_runs([client.get_experiment_by_name("sfc").experiment_id])
     assert run.data.metrics["PCK_0.1"] == pytest.approx(metrics["PCK_0.1"])
     assert run.data.params["jhmdb.single.radius"] == "3" and run.data.params["jhmdb.settings"] == "paper"
-    assert {"per_video.csv", "per_joint.csv", "overlays.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"per_video.csv", "per_joint.csv", "overlays.png", "per_joint.png"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }

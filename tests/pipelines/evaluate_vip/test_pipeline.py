@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
+from kedro_datasets.pandas import CSVDataset
 from matplotlib.figure import Figure
+from PIL import Image
 
 from sfc.data.demo_vip import make_demo_vip
 from sfc.datasets.mask_results import MaskResultsDataset
@@ -22,7 +24,8 @@ from sfc.pipelines.evaluate_vip import create_pipeline
 from tests.pipelines.conftest import KedroSessionRun
 from tests.pipelines.evaluate_davis import BACKBONE, FUSION, PROPAGATION, RUNTIME, SEMANTIC
 
-OUTPUTS = {"vip_metrics", "vip_mlflow_metrics", "vip_per_class", "vip_overlays"}
+OUTPUTS = {"vip_metrics", "vip_mlflow_metrics", "vip_overlays", "vip_per_class_chart", "vip_gifs"}
+# vip_per_class is drawn by render_vip_per_class, so it is no longer a free output
 SINGLE = {"topk": 10, "temperature": 0.07, "radius": 15, "context": 8}
 FUSED = {"lambda": 1.0, "topk": 10, "temperature": 0.07, "radius": 15, "context": 8}
 
@@ -52,6 +55,7 @@ def test_in_memory_catalog(demo_vip: Path, tmp_path: Path) -> None:
     }.items():
         catalog[f"params:{name}"] = value
     catalog["vip_predictions"] = MaskResultsDataset(path=str(tmp_path / "results"))
+    catalog["vip_per_class"] = CSVDataset(filepath=str(tmp_path / "per_class.csv"), save_args={"index": False})
     outputs = SequentialRunner().run(create_pipeline(), catalog)
     assert set(outputs) == OUTPUTS
     metrics = catalog.load("vip_metrics")
@@ -62,6 +66,10 @@ def test_in_memory_catalog(demo_vip: Path, tmp_path: Path) -> None:
     per_class = catalog.load("vip_per_class")
     assert len(per_class) == 20 and per_class["name"].iloc[0] == "background"
     assert isinstance(catalog.load("vip_overlays"), Figure)
+    chart = catalog.load("vip_per_class_chart")
+    assert isinstance(chart, Figure) and len(chart.axes[0].patches) == 20  # one bar per class
+    videos = catalog.load("vip_gifs")  # lazy until written
+    assert list(videos) == ["demo-00"] and len(list(videos["demo-00"])) == 4
 
 
 def test_session_writes_metrics_and_logs_to_mlflow(
@@ -73,6 +81,10 @@ def test_session_writes_metrics_and_logs_to_mlflow(
     out = tmp_path / "data" / "08_reporting" / "vip"
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["mIoU"] <= 100 and len(pd.read_csv(out / "per_class.csv")) == 20
+    assert (out / "per_class.png").stat().st_size > 1000
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["demo-00.gif"]  # runtime.overlays = 1
+    with Image.open(out / "videos" / "demo-00.gif") as gif:
+        assert gif.n_frames == 5
 
     import mlflow
 
@@ -80,4 +92,7 @@ def test_session_writes_metrics_and_logs_to_mlflow(
     (run,) = client.search_runs([client.get_experiment_by_name("sfc").experiment_id])
     assert run.data.metrics["mIoU"] == pytest.approx(metrics["mIoU"])
     assert run.data.params["vip.image_size"] == "96" and run.data.params["vip.single.radius"] == "15"
-    assert {"per_class.csv", "overlays.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"per_class.csv", "overlays.png", "per_class.png", "videos"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "videos")] == ["videos/demo-00.gif"]

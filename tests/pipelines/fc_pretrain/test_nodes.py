@@ -135,7 +135,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Trai
     params = fc_params(tmp / "run")
     frames = select_training_frames(index, params)
     with mlflow.start_run() as run:
-        export, summary = train_fc_network(frames, params)
+        export, summary, curve = train_fc_network(frames, params)
     return Trained(frames, params, tmp / "run", export, summary, tracking_uri, run.info.run_id)
 
 
@@ -189,7 +189,7 @@ def test_mlflow_logging_is_a_no_op_without_an_active_run(trained: Trained) -> No
 
 
 def test_rerun_resumes_without_extra_steps(trained: Trained) -> None:
-    export, summary = train_fc_network(trained.frames, trained.params)  # same command again: no active run
+    export, summary, curve = train_fc_network(trained.frames, trained.params)  # same command again: no active run
     assert summary["start_step"] == summary["final_step"] == 3
     assert summary["last_loss"] is None and summary["skipped_images"] == 0
     assert export["step"] == 3
@@ -235,7 +235,7 @@ def test_nproc_per_node_2_launches_ddp_and_replays_metrics(
     logged: list[tuple[int, dict[str, float]]] = []
     monkeypatch.setattr(nodes, "_mlflow_log", lambda metrics, step: logged.append((step, metrics)))
     work_dir = tmp_path / "ddp"
-    export, summary = train_fc_network(trained.frames, fc_params(work_dir, nproc_per_node=2, steps=2))
+    export, summary, curve = train_fc_network(trained.frames, fc_params(work_dir, nproc_per_node=2, steps=2))
     assert (summary["world_size"], summary["final_step"]) == (2, 2) and export["step"] == 2
     assert export["model"].keys() == trained.export["model"].keys()
     assert [step for step, _ in logged] == [1, 2] and set(logged[0][1]) == LOGGED

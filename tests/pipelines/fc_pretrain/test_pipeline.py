@@ -18,6 +18,7 @@ import yaml
 from kedro.io import DataCatalog, DatasetError
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset
 
 from sfc.data.frames import INDEX_COLUMNS, FrameIndexError
 from sfc.datasets.mask_results import MaskResultsDataset
@@ -36,7 +37,7 @@ from tests.pipelines.fc_pretrain import TINY_FC, fc_params, write_frames
 
 REPO = Path(__file__).resolve().parents[3]
 INPUTS = {"frame_index", "params:fc_pretrain"}
-OUTPUTS = {"fc_checkpoint", "fc_train_summary"}
+OUTPUTS = {"fc_checkpoint", "fc_train_summary", "fc_train_curve"}
 
 
 def test_pipeline_structure() -> None:
@@ -140,6 +141,7 @@ def _train_catalog(frames: dict[str, Any], fc: dict[str, Any], out: Path) -> Dat
     catalog["params:fc_pretrain"] = fc
     catalog["fc_checkpoint"] = TorchCheckpointDataset(filepath=str(out / "models" / "fc.pth"))
     catalog["fc_train_summary"] = JSONDataset(filepath=str(out / "fc_summary.json"))
+    catalog["fc_train_curve"] = CSVDataset(filepath=str(out / "train_curve.csv"), save_args={"index": False})
     return catalog
 
 
@@ -165,6 +167,9 @@ def test_extract_train_and_evaluate(
     assert "Skipping 1 of 7 frames smaller than 16 px" in caplog.text
     summary = catalog.load("fc_train_summary")
     assert (summary["frames"], summary["final_step"], summary["skipped_images"]) == (6, 3, 0)
+    curve = pd.read_csv(out / "train_curve.csv")  # the DVC plot: one row per logged step
+    assert curve["step"].is_monotonic_increasing and curve["step"].iloc[-1] == 3
+    assert {"loss", "lr", "ema_momentum", "images_per_second"} <= set(curve.columns) and curve["loss"].notna().all()
 
     # the checkpoint the catalog wrote is what evaluate_davis loads (layout sfc_native, online encoder)
     checkpoint = out / "models" / "fc.pth"

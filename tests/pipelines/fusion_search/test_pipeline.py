@@ -22,7 +22,7 @@ def test_pipeline_structure_and_registry() -> None:
     pipeline = create_pipeline()
     assert {"feature_cache", "fusion_search_parts_previous"} <= pipeline.inputs()
     assert pipeline.outputs() == {
-        "fusion_search_heatmap", "fusion_search_mlflow_metrics", "fusion_best_parameters",
+        "fusion_search_heatmap", "fusion_search_mlflow_metrics", "fusion_best_run",
     }
     assert "fusion_search" in register_pipelines()
     chained = cache_features.create_pipeline() + create_pipeline() + evaluate_davis.create_pipeline()

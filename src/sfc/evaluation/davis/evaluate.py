@@ -68,6 +68,7 @@ __all__ = [
     "evaluate_one_sequence",
     "evaluate_results",
     "evaluate_sequences",
+    "iter_result_frames",
     "overlay_samples",
     "predict_sequence",
     "predict_sequences",
@@ -381,3 +382,24 @@ def overlay_samples(
             for f in picks
         ])
     return rows
+
+
+def iter_result_frames(
+    davis_root: PathLike, results_dir: PathLike, sequence: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every predicted frame of a sequence with its image, read lazily in temporal order.
+
+    Args:
+        davis_root: DAVIS root (frames).
+        results_dir: results folder (``<sequence>/<frame>.png``).
+        sequence: sequence name.
+
+    Yields:
+        ``((H, W, 3) uint8 RGB frame, (H, W) uint8 predicted ids)`` per results PNG (none when the
+        sequence has no results folder), one pair in memory at a time, for
+        :class:`sfc.viz.video.OverlayVideo`.
+    """
+    folder = Path(results_dir) / sequence
+    frames = sorted(p.stem for p in folder.glob("*.png")) if folder.is_dir() else []
+    for f in frames:
+        yield read_frame(frame_path(davis_root, sequence, f)), read_mask(folder / f"{f}.png")

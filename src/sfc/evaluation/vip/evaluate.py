@@ -73,6 +73,7 @@ __all__ = [
     "FramePrediction",
     "evaluate_results",
     "input_size",
+    "iter_result_frames",
     "overlay_samples",
     "per_class_table",
     "predict_video",
@@ -377,3 +378,24 @@ def overlay_samples(
             for f in picks
         ])
     return rows
+
+
+def iter_result_frames(
+    vip_root: PathLike, results_dir: PathLike, video: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every predicted frame of a video with its image, read lazily in temporal order.
+
+    Args:
+        vip_root: VIP root (``VIP_Fine/Images``).
+        results_dir: results folder (``<video>/<frame>.png``).
+        video: video name.
+
+    Yields:
+        ``((H, W, 3) uint8 RGB frame, (H, W) uint8 predicted part ids)`` per results PNG (none when the
+        video has no results folder), one pair in memory at a time, for
+        :class:`sfc.viz.video.OverlayVideo`.
+    """
+    folder = Path(results_dir) / video
+    frames = sorted(p.stem for p in folder.glob("*.png")) if folder.is_dir() else []
+    for f in frames:
+        yield read_frame(frame_path(vip_root, video, f)), read_prediction(folder / f"{f}.png")

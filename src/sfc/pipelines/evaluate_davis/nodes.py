@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,14 +20,18 @@ from sfc.config import (
 )
 from sfc.datasets.mask_results import MaskResults
 from sfc.evaluation.common import load_networks
+from sfc.evaluation.davis.correspondence import correspondence_sample
 from sfc.evaluation.davis.evaluate import (
     FramePrediction,
     evaluate_sequences,
+    iter_result_frames,
     overlay_samples,
     predict_sequences,
 )
 from sfc.evaluation.davis.metric import summarize
+from sfc.viz.correspondence import correspondence_grid
 from sfc.viz.figures import overlay_grid
+from sfc.viz.video import OverlayVideo
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +96,42 @@ def render_overlays(
     """A grid figure: a few sequences (rows) x first / middle / last predicted frame (columns)."""
     d, r = DavisConfig.from_dict(davis), RuntimeConfig.from_dict(runtime)
     return overlay_grid(overlay_samples(d.root, results.path, sequences, r.overlays))
+
+
+def render_davis_videos(
+    results: MaskResults, sequences: list[str], davis: dict[str, Any], runtime: dict[str, Any]
+) -> dict[str, OverlayVideo]:
+    """Predicted masks over the frames of the first ``runtime.overlays`` sequences, one GIF each.
+
+    Returns:
+        sequence -> lazy blended video (read frame by frame while ``davis_gifs`` writes the GIF).
+    """
+    d, r = DavisConfig.from_dict(davis), RuntimeConfig.from_dict(runtime)
+    return {
+        seq: OverlayVideo(functools.partial(iter_result_frames, d.root, results.path, seq))
+        for seq in sequences[: r.overlays]
+    }
+
+
+def render_correspondence(
+    sequences: list[str],
+    davis: dict[str, Any],
+    backbone: dict[str, Any],
+    semantic: dict[str, Any],
+    fusion: dict[str, Any],
+    runtime: dict[str, Any],
+) -> Figure:
+    """Correspondence maps (SFC Fig. 5) of the first sequence: first frame -> middle frame.
+
+    Query points lie inside the first-frame objects; one map per network: ``FC`` and, with
+    ``semantic.arch``, ``semantic`` and ``fused`` (lambda ``fusion.lambda``).
+    """
+    networks = load_networks(
+        BackboneConfig.from_dict(backbone),
+        SemanticConfig.from_dict(semantic),
+        FusionConfig.from_dict(fusion),
+        RuntimeConfig.from_dict(runtime).device,
+    )
+    sample = correspondence_sample(DavisConfig.from_dict(davis), sequences[0], networks)
+    return correspondence_grid(sample.source_rgb, sample.target_rgb, sample.maps_per_query, sample.queries,
+                               title=sample.title)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from sfc.pipelines.evaluate_davis.nodes import predict_davis, render_overlays, score_davis
+from sfc.pipelines.evaluate_davis.nodes import (
+    predict_davis,
+    render_correspondence,
+    render_davis_videos,
+    render_overlays,
+    score_davis,
+)
 from sfc.pipelines.shared import select_davis_sequences
 
 
@@ -37,6 +43,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["davis_predictions", "davis_sequences", "params:davis", "params:runtime"],
                 "davis_overlays",
                 name="render_davis_overlays",
+            ),
+            Node(
+                render_davis_videos,
+                ["davis_predictions", "davis_sequences", "params:davis", "params:runtime"],
+                "davis_gifs",
+                name="render_davis_videos",
+            ),
+            Node(
+                render_correspondence,
+                [
+                    "davis_sequences",
+                    "params:davis",
+                    "params:backbone",
+                    "params:semantic",
+                    "params:fusion",
+                    "params:runtime",
+                ],
+                "davis_correspondence",
+                name="render_davis_correspondence",
             ),
         ]
     )

@@ -19,7 +19,7 @@ from sfc.config import (
 )
 from sfc.evaluation.common import load_benchmark_networks
 from sfc.evaluation.jhmdb.evaluate import overlay_samples, predict_videos, score_predictions, select_videos
-from sfc.viz.figures import keypoint_grid
+from sfc.viz.figures import keypoint_grid, per_joint_bar_chart
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +87,8 @@ def render_jhmdb_overlays(
     """Predicted skeletons and ground-truth joints on the first / middle / last frame of a few videos."""
     cfg, r = JhmdbConfig.from_dict(jhmdb), RuntimeConfig.from_dict(runtime)
     return keypoint_grid(overlay_samples(cfg, videos, predictions, r.overlays))
+
+
+def render_jhmdb_per_joint(per_joint: pd.DataFrame) -> Figure:
+    """Bar chart of the per-joint PCK@0.1 table (one bar per joint, in the table's order)."""
+    return per_joint_bar_chart(per_joint)

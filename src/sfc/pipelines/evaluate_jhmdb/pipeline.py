@@ -7,6 +7,7 @@ from kedro.pipeline import Node, Pipeline
 from sfc.pipelines.evaluate_jhmdb.nodes import (
     predict_jhmdb,
     render_jhmdb_overlays,
+    render_jhmdb_per_joint,
     score_jhmdb,
     select_jhmdb_videos,
 )
@@ -42,5 +43,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "jhmdb_overlays",
                 name="render_jhmdb_overlays",
             ),
+            Node(render_jhmdb_per_joint, "jhmdb_per_joint", "jhmdb_per_joint_chart", name="render_jhmdb_per_joint"),
         ]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +20,16 @@ from sfc.config import (
 )
 from sfc.datasets.mask_results import MaskResults
 from sfc.evaluation.common import FramePrediction, load_benchmark_networks
-from sfc.evaluation.vip.evaluate import evaluate_results, overlay_samples, predict_videos, select_videos
-from sfc.viz.figures import overlay_grid
+from sfc.evaluation.vip.evaluate import (
+    evaluate_results,
+    iter_result_frames,
+    overlay_samples,
+    predict_videos,
+    select_videos,
+)
+from sfc.viz.figures import overlay_grid, per_class_bar_chart
 from sfc.viz.overlay import PART_PALETTE
+from sfc.viz.video import OverlayVideo
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +91,23 @@ def render_vip_overlays(
     """Predicted part maps over the first / middle / last frame of a few videos."""
     cfg, r = VipConfig.from_dict(vip), RuntimeConfig.from_dict(runtime)
     return overlay_grid(overlay_samples(cfg.root, results.path, videos, r.overlays), palette=PART_PALETTE)
+
+
+def render_vip_per_class(per_class: pd.DataFrame) -> Figure:
+    """Bar chart of the per-class IoU table (one bar per part class, in class-id order, palette colours)."""
+    return per_class_bar_chart(per_class)
+
+
+def render_vip_videos(
+    results: MaskResults, videos: list[str], vip: dict[str, Any], runtime: dict[str, Any]
+) -> dict[str, OverlayVideo]:
+    """Predicted part maps over the frames of the first ``runtime.overlays`` videos, one GIF each.
+
+    Returns:
+        video -> lazy blended video (read frame by frame while ``vip_gifs`` writes the GIF).
+    """
+    cfg, r = VipConfig.from_dict(vip), RuntimeConfig.from_dict(runtime)
+    return {
+        name: OverlayVideo(functools.partial(iter_result_frames, cfg.root, results.path, name), palette=PART_PALETTE)
+        for name in videos[: r.overlays]
+    }

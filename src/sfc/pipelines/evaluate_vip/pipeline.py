@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from sfc.pipelines.evaluate_vip.nodes import predict_vip, render_vip_overlays, score_vip, select_vip_videos
+from sfc.pipelines.evaluate_vip.nodes import (
+    predict_vip,
+    render_vip_overlays,
+    render_vip_per_class,
+    render_vip_videos,
+    score_vip,
+    select_vip_videos,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -36,6 +43,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["vip_predictions", "vip_videos", "params:vip", "params:runtime"],
                 "vip_overlays",
                 name="render_vip_overlays",
+            ),
+            Node(render_vip_per_class, "vip_per_class", "vip_per_class_chart", name="render_vip_per_class"),
+            Node(
+                render_vip_videos,
+                ["vip_predictions", "vip_videos", "params:vip", "params:runtime"],
+                "vip_gifs",
+                name="render_vip_videos",
             ),
         ]
     )

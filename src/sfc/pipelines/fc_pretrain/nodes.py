@@ -59,8 +59,10 @@ def _mlflow_log(metrics: dict[str, float], step: int) -> None:
         mlflow.log_metrics({f"train/{k}": float(v) for k, v in metrics.items()}, step=step)
 
 
-def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train (or resume) the FC network; return the export checkpoint and a summary.
+def train_fc_network(
+    frame_paths: list[str], fc_pretrain: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """Train (or resume) the FC network; return the export checkpoint, a summary and the training curve.
 
     ``fc_pretrain.work_dir`` keeps the trainer's resume state (``last.ckpt``) and ``metrics.jsonl``
     between runs: rerunning the same command after a crash or preemption resumes from it.
@@ -72,7 +74,9 @@ def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tup
         fc_pretrain: the ``fc_pretrain`` parameter group.
 
     Returns:
-        (the export checkpoint dict, for the ``fc_checkpoint`` catalog entry; a JSON-able summary).
+        (the export checkpoint dict, for the ``fc_checkpoint`` catalog entry; a JSON-able summary; the
+        training curve: one row per logged step of the whole run, resumed parts included, columns
+        ``step, loss, lr, ema_momentum, images_per_second, epoch, skipped_images``).
 
     Raises:
         sfc.config.ConfigError: ``fc_pretrain`` does not fit :class:`~sfc.training.FCTrainConfig`.
@@ -100,7 +104,14 @@ def train_fc_network(frame_paths: list[str], fc_pretrain: dict[str, Any]) -> tup
         "frames": len(frame_paths),
     }
     logger.info("FC training: %s", summary)
-    return result.export, summary
+    return result.export, summary, training_curve(Path(config.work_dir) / METRICS_NAME)
+
+
+def training_curve(path: Path) -> pd.DataFrame:
+    """The trainer's ``metrics.jsonl`` as a table (empty when nothing was logged)."""
+    if not path.is_file() or not path.read_text().strip():
+        return pd.DataFrame(columns=["step", "loss"])
+    return pd.read_json(path, lines=True).sort_values("step").reset_index(drop=True)
 
 
 def _replay_metrics(path: Path) -> None:

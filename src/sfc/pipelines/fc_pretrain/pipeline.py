@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 train_fc_network,
                 ["fc_training_frames", "params:fc_pretrain"],
-                ["fc_checkpoint", "fc_train_summary"],
+                ["fc_checkpoint", "fc_train_summary", "fc_train_curve"],
                 name="train_fc",
             ),
         ]

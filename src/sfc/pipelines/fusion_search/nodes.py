@@ -176,3 +176,9 @@ def best_parameters(
         SemanticConfig.from_dict(semantic),
         FusionConfig.from_dict(fusion),
     )
+
+
+def best_run_config(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The best configuration as a Kedro run-config file: ``kedro run --config best_run.yml`` applies it
+    in any env (dvc.yaml's evaluation stages use it with the profile's env)."""
+    return {"run": {"params": parameters}}

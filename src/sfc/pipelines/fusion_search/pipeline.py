@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from sfc.pipelines.fusion_search.nodes import (
     best_parameters,
+    best_run_config,
     collect_fusion_search,
     plot_fusion_heatmap,
     search_fusion_grid,
@@ -59,5 +60,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "fusion_best_parameters",
                 name="write_best_parameters",
             ),
+            Node(best_run_config, "fusion_best_parameters", "fusion_best_run", name="write_best_run_config"),
         ]
     )

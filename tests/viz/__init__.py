@@ -1,0 +1,1 @@
+"""Tests of :mod:`sfc.viz`: correspondence maps, GIFs, report figures."""
