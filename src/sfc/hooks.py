@@ -13,9 +13,9 @@ for a refused one.
 :class:`TrackingHooks` runs last, once kedro-mlflow has opened the pipeline's MLflow run: it names the
 run after what tells it apart from its neighbours (:func:`sfc.provenance.run_name`), tags it with the
 git commit, the DVC or listing hash of every dataset it reads, the SHA-256 of every checkpoint, the
-library versions and the machine (:mod:`sfc.provenance`), makes the experiment open in MLflow's
-"Model training" view, and marks a run stopped by Ctrl+C (or any exit before the pipeline ended)
-``KILLED`` instead of the ``FINISHED`` MLflow's exit handler would record.
+library versions and the machine (:mod:`sfc.provenance`), marks the experiment as model development
+(MLflow 3.17's UI reads the choice of view from the browser: "Model training" once), and marks a
+run stopped by Ctrl+C (or any exit before the pipeline ended) ``KILLED`` instead of the ``FINISHED`` MLflow's exit handler would record.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class ProjectHooks:
             )
 
 
-# MLflow 3.17 opens an experiment in its GenAI view unless this tag says it holds model-training runs.
+# The experiment holds model-training runs, not GenAI traces. (MLflow 3.17.2's UI ignores the tag when it
+# picks a view: it takes the URL's workflowType or the browser's last choice, GenAI by default.)
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # Parameter group -> the key naming the dataset folder it reads.
 DATA_ROOTS = {"davis": "root", "jhmdb": "root", "vip": "root", "frames": "root"}
