@@ -150,6 +150,34 @@ def test_profiles_match_the_kedro_envs() -> None:
         assert yaml.safe_load(globals_file.read_text())["data"] == profile["data"], profile
 
 
+def _env_parameters(env: str) -> dict:
+    """conf/base parameters with the env's merged over them key by key (settings.py: soft merge)."""
+    def merge(a: dict, b: dict) -> dict:
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()}}
+
+    params: dict = {}
+    for path in [*sorted((REPO / "conf" / "base").glob("parameters*.yml")), REPO / "conf" / env / "parameters.yml"]:
+        params = merge(params, yaml.safe_load(path.read_text()) or {})
+    return params
+
+
+def test_parameter_paths_live_under_the_profile_data_root() -> None:
+    """The dataset and work paths of each profile's parameters lie under its data root, as its catalog does."""
+    for profile in PROFILES:
+        params = _env_parameters(profile["kedro_env"])
+        paths = {
+            "davis.root": params["davis"]["root"], "jhmdb.root": params["jhmdb"]["root"],
+            "vip.root": params["vip"]["root"], "frames.root": params["frames"]["root"],
+            "frames.output_dir": params["frames"]["output_dir"], "fc_pretrain.work_dir": params["fc_pretrain"]["work_dir"],
+            "backbone.checkpoint": params["backbone"]["checkpoint"] or f"{profile['data']}/-",
+        }
+        for key, value in paths.items():
+            assert "${" not in value, f"{key}: DVC cannot edit interpolated values"
+            assert Path(value).parts[: len(Path(profile["data"]).parts)] == Path(profile["data"]).parts, (profile, key, value)
+        if profile["kedro_env"] == "demo":
+            assert all(Path(v).parts[:2] == ("data", "demo") for v in paths.values())
+
+
 def test_params_are_kedro_parameters() -> None:
     for profile in PROFILES:
         _check_params(_stages(profile))
