@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install demo test bench experiments
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ demo: install
 	$(BIN)/dvc repro
 	$(BIN)/sfc show-metrics data/demo/08_reporting/davis/metrics.json data/demo/08_reporting/jhmdb/metrics.json \
 	    data/demo/08_reporting/vip/metrics.json data/demo/08_reporting/fusion_search/best.json
+
+experiments: install   # `dvc exp run -S ...` results side by side: what varied, J&F, PCK, mIoU
+	$(BIN)/dvc exp show --only-changed \
+	    --drop 'Created|.*best_run.yml|.*fusion_search/best.json.*|.*recall|.*decay|.*PCK_0.[345]|.*accuracy|.*fwavacc'
 
 test: install browser
 	$(BIN)/python -m pytest -q tests

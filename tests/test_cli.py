@@ -199,7 +199,7 @@ def test_show_metrics_prints_every_key(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text(json.dumps({**METRICS, "note": "text values are printed as they are"}))
     assert main(["show-metrics", str(path)]) == 0
     out = capsys.readouterr().out
-    assert str(path) in out and "mlflow ui" in out
+    assert str(path) in out and "make ui" in out
     lines = out.splitlines()
     for key, value in METRICS.items():
         assert any(line.split() == [key, f"{value:.4f}"] for line in lines), key

@@ -165,13 +165,21 @@ def run_name(pipelines: list[str], params: Mapping[str, Any], env: str | None) -
         nets = [n for n in (_weights_label(params.get("backbone")), _weights_label(params.get("semantic"))) if n]
         if nets:
             parts.append(" + ".join(nets))
-    if names & {"evaluate_davis", "fusion_search"} or (
+    if "fusion_search" in names:
+        grid, prop = params.get("fusion_search") or {}, params.get("propagation") or {}
+        axes = [("λ", "lambdas", (params.get("fusion") or {}).get("lambda")), ("k", "topks", prop.get("topk")),
+                ("r'", "radii", prop.get("radius")), ("t", "temperatures", prop.get("temperature")),
+                ("m", "contexts", prop.get("context"))]
+        parts.append("grid " + " ".join(
+            f"{sym}{grid[key]}" if grid.get(key) is not None else f"{sym}{single}" for sym, key, single in axes
+        ).replace(", ", ","))
+    elif names & {"evaluate_davis"} or (
         names & {"evaluate_jhmdb", "evaluate_vip"}
         and any((params.get(g) or {}).get("settings") == "shared" for g in ("jhmdb", "vip"))
     ):
         prop = params.get("propagation") or {}
         knobs = []
-        if (params.get("semantic") or {}).get("arch") and "fusion_search" not in names:
+        if (params.get("semantic") or {}).get("arch"):
             knobs.append(f"λ{(params.get('fusion') or {}).get('lambda')}")
         knobs += [f"k{prop.get('topk')}", f"r'{prop.get('radius')}", f"t{prop.get('temperature')}", f"m{prop.get('context')}"]
         parts.append(" ".join(knobs))

@@ -97,6 +97,11 @@ def test_run_names_tell_runs_apart() -> None:
         "evaluate_jhmdb | resnet18:fc.pth + resnet50:random-init | paper settings"
     )
     assert provenance.run_name(["fc_pretrain"], base, "local") == "fc_pretrain | 50 steps x 8 @ 64px"
+    grid = {**base, "fusion_search": {"lambdas": [0.5, 1.75], "topks": [5, 10], "radii": None,
+                                      "temperatures": None, "contexts": None}}
+    assert provenance.run_name(["fusion_search"], grid, "demo") == (
+        "fusion_search | resnet18:fc.pth + resnet50:random-init | grid λ[0.5,1.75] k[5,10] r'12 t0.05 m20 | demo"
+    )
 
 
 def test_data_fingerprint_prefers_the_dvc_hash(tmp_path: Path) -> None:

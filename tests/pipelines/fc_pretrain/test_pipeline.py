@@ -63,7 +63,9 @@ def test_conf_matches_the_trainer() -> None:
     catalog = yaml.safe_load((REPO / "conf/base/catalog_fc_pretrain.yml").read_text())
     assert set(catalog) == OUTPUTS
     # the demo evaluates the network it trained
-    assert demo["backbone"]["checkpoint"] == catalog["fc_checkpoint"]["filepath"]
+    demo_globals = yaml.safe_load((REPO / "conf/demo/globals.yml").read_text())
+    fc_path = catalog["fc_checkpoint"]["dataset"]["filepath"]  # logged to MLflow as model/fc.pth too
+    assert demo["backbone"]["checkpoint"] == fc_path.replace("${globals:data}", demo_globals["data"])
 
 
 # ------------------------------------------------------------------------------ TorchCheckpointDataset
@@ -207,7 +209,8 @@ def test_extract_train_and_evaluate(
 
     monkeypatch.setattr("sfc.models.checkpoints.load_backbone", spy)  # the evaluation imports it when called
     SequentialRunner().run(evaluate, davis)
-    assert loaded == [(str(checkpoint), "sfc_native", info.sha256)]
+    # predictions, then the correspondence-map figure: every load is this checkpoint
+    assert set(loaded) == {(str(checkpoint), "sfc_native", info.sha256)} and len(loaded) == 2
     metrics = davis.load("davis_metrics")
     assert list(metrics) == list(GLOBAL_KEYS)
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("JF_mean", "J_mean", "F_mean"))
