@@ -14,6 +14,10 @@ Subcommands:
   write a small synthetic dataset in a benchmark's layout, as ``make demo`` does (a rerun with the
   same arguments does nothing).
 
+* ``sfc propagate --video clip.mp4|FRAMES_DIR --mask first.png|first.json --out DIR [...]``: propagate a
+  first-frame mask through a video (streaming, resumable): per-frame palette PNGs, an overlay GIF or
+  MP4 and ``summary.json``; defaults from the project's ``conf/base/parameters.yml`` (docs/propagate.md).
+
 The same subcommands are available as Kedro project commands (``kedro davis-eval ...``): Kedro
 loads ``<package>.cli`` and requires a click group named ``cli`` in it.
 
@@ -137,6 +141,44 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_propagate(args: argparse.Namespace) -> int:
+    from sfc.propagate import load_settings, propagate_video  # torch-heavy: only for this command
+
+    settings = load_settings(
+        args.parameters,
+        fc_checkpoint=args.fc_checkpoint,
+        semantic_arch=args.semantic_arch,
+        semantic_checkpoint=args.semantic_checkpoint,
+        lam=args.lam,
+        scale=args.scale,
+        topk=args.topk,
+        temperature=args.temperature,
+        radius=args.radius,
+        context=args.context,
+        device=args.device,
+    )
+    overlay = None if args.no_overlay else "mp4" if args.mp4 else "gif"
+    try:
+        result = propagate_video(
+            args.video, args.mask, args.out, settings, max_frames=args.max_frames, overlay=overlay,
+            overwrite=args.overwrite, progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write(f"sfc propagate: interrupted; the finished frames are in {args.out}/masks: rerun the same "
+                         "command to resume\n")
+        return 130
+    s = result.summary
+    _out(f"Propagated {len(s['objects'])} object(s) through {result.frames} frame(s) of {args.video}: "
+         f"{result.computed} computed, {result.resumed} resumed from an earlier run (not recomputed)")
+    if s["seconds_per_frame"] is not None:
+        _out(f"  {s['seconds_per_frame']:.3f} s/frame ({s['frames_per_second']:.2f} frames/s) on {s['device']}")
+    _out(f"  masks:   {result.out_dir / 'masks'}/00000.png ...")
+    if result.overlay is not None:
+        _out(f"  overlay: {result.overlay}")
+    _out(f"  summary: {result.summary_path}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -198,6 +240,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="DAVIS only: split file name under ImageSets/2017 (default val)")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if already complete")
     p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser(
+        "propagate",
+        help="propagate a first-frame mask through a video: per-frame masks, an overlay video, a summary",
+        description=(
+            "Propagate the objects of a first-frame mask through a video file (mp4, mov, avi, webm, ... read with "
+            "PyAV) or a folder of frames (jpg/png), frame by frame with memory bounded by the context window, with "
+            "the engine and settings of evaluate_davis. Writes OUT/masks/00000.png ... (DAVIS palette, object ids, "
+            "the video's resolution), OUT/overlay.gif (or .mp4) and OUT/summary.json. An interrupted run resumes "
+            "where it stopped when rerun with the same command. Defaults: the project's conf/base/parameters.yml "
+            "(backbone.*, semantic.*, fusion.*, propagation.*, davis.scale, runtime.device), so with no flag the "
+            "masks are those evaluate_davis computes; each flag below overrides one parameter. See docs/propagate.md."
+        ),
+    )
+    p.add_argument("--video", required=True, help="video file (mp4/mov/avi/webm/mkv) or folder of frames (jpg or png)")
+    p.add_argument(
+        "--mask", required=True,
+        help="first-frame mask at the frames' size: palette/greyscale PNG of object ids, binary PNG (0/255: one "
+             "object), or polygon/box JSON (COCO, Label Studio export, or {width, height, objects})",
+    )
+    p.add_argument("--out", required=True, help="output folder (created; an earlier run's finished frames are kept)")
+    p.add_argument("--fc-checkpoint", default=None,
+                   help="FC network weights (backbone.checkpoint; null there = random init: poor masks)")
+    p.add_argument("--semantic-arch", default=None,
+                   help="semantic network for SFC late fusion, e.g. resnet50 (semantic.arch; default none)")
+    p.add_argument("--semantic-checkpoint", default=None, help="semantic network weights (semantic.checkpoint)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help="weight of the FC features in the fusion (fusion.lambda; paper, DAVIS: 1.75)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="input resize factor before the network(s) (davis.scale; 1.0 = native resolution)")
+    p.add_argument("--topk", type=_positive_int, default=None,
+                   help="neighbours kept per location (propagation.topk; paper: 10 FC alone, 15 SFC)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature (propagation.temperature; paper: 0.05 FC alone, 0.1 SFC)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="r': radius in feature cells for the context frames (propagation.radius; paper: 12 / 15)")
+    p.add_argument("--context", type=int, default=None,
+                   help="m: preceding frames attended, plus the first (propagation.context; paper: 20)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (runtime.device)")
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="propagate only the first N frames")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--gif", action="store_true", help="overlay as OUT/overlay.gif, at most 480 px (the default)")
+    fmt.add_argument("--mp4", action="store_true", help="overlay as OUT/overlay.mp4 (H.264, full size; needs libx264)")
+    fmt.add_argument("--no-overlay", action="store_true", help="no overlay video (masks and summary only)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over: delete OUT's earlier masks and resume state (needed to change settings)")
+    p.add_argument("--parameters", default=None,
+                   help="parameters YAML the defaults come from (default: the project's conf/base/parameters.yml)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_propagate)
     return parser
 
 
@@ -241,7 +333,7 @@ def _forward(command: str) -> click.Command:
     return click.Command(command, callback=run, context_settings=settings, help=f"See `sfc {command} --help`.")
 
 
-for _name in ("davis-eval", "show-metrics", "demo-data"):
+for _name in ("davis-eval", "show-metrics", "demo-data", "propagate"):
     cli.add_command(_forward(_name))
 
 
