@@ -243,6 +243,21 @@ def test_streaming_step_equals_propagate(context: int) -> None:
     torch.testing.assert_close(streamed, batch, atol=1e-7, rtol=0)
 
 
+@pytest.mark.parametrize(("context", "resume_at"), [(3, 2), (3, 6), (9, 5)])
+def test_restore_resumes_exactly(context: int, resume_at: int) -> None:
+    feats, labels = _features(8, 16, 11, 12, seed=8), _labels(11, 12, 4, onehot=True)
+    kw = {"topk": 5, "temperature": TEMPERATURE, "radius": 3.5, "context": context}
+    first = Propagator(feats[0], labels, **kw)
+    soft = {t: first.step(feats[t]) for t in range(1, resume_at)}  # the run that was interrupted
+    resumed = Propagator(feats[0], labels, **kw)
+    resumed.restore([(t, feats[t], soft[t]) for t in range(max(1, resume_at - context), resume_at)], resume_at)
+    uninterrupted = propagate(feats, labels, **kw)
+    for t in range(resume_at, 8):
+        assert torch.equal(resumed.step(feats[t]), uninterrupted[t])
+    with pytest.raises(RuntimeError, match="has not stepped"):
+        resumed.restore([], 2)
+
+
 @pytest.mark.parametrize("tile", [None, (3, 5)])
 def test_propagator_memory_does_not_grow_with_video_length(tile: tuple[int, int] | None) -> None:
     m, C, h, w, K, T = 3, 16, 10, 11, 3, 40

@@ -43,7 +43,7 @@ from sfc.propagate.state import MASKS_DIR, ResumeState, mask_path, settings_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OVERLAY_KINDS", "SUMMARY_FILE", "PropagateResult", "propagate_video", "restore_context"]
+__all__ = ["OVERLAY_KINDS", "SUMMARY_FILE", "PropagateResult", "propagate_video"]
 
 PathLike = str | os.PathLike[str]
 
@@ -75,34 +75,6 @@ class PropagateResult:
     @property
     def summary_path(self) -> Path:
         return self.out_dir / SUMMARY_FILE
-
-
-def restore_context(prop: Any, frames: list[tuple[int, torch.Tensor, torch.Tensor]], next_t: int) -> None:
-    """Load frames ``next_t - m .. next_t - 1`` into a fresh engine as its own steps would have left them.
-
-    Mirrors the storage of :meth:`sfc.propagation.engine.Propagator.step`: frame ``f >= 1`` lives in
-    ring slot ``(f - 1) % m`` as (its features, its soft labels), and frame 0's own bands are dropped
-    once frame m has been propagated. ``tests/test_propagate.py`` checks that a resumed run equals an
-    uninterrupted one exactly, which pins this to the engine.
-
-    Args:
-        prop: a :class:`~sfc.propagation.engine.Propagator` built on frame 0 that has not stepped.
-        frames: ``(t, (C, h, w) features, (h, w, K) soft labels)`` of frames ``max(1, next_t - m)``
-            .. ``next_t - 1``.
-        next_t: the next frame to propagate.
-    """
-    for name in ("layout", "use_window", "context", "bands_f", "bands_l", "t"):
-        if not hasattr(prop, name):  # pragma: no cover - guards a change of the engine's internals
-            raise RuntimeError(f"the propagation engine has no attribute {name!r}: restore_context needs updating")
-    m = prop.context
-    if prop.use_window:
-        for t, feats, soft in frames:
-            q = feats.to(prop.device, torch.float32).permute(1, 2, 0).contiguous()
-            slot = (t - 1) % m
-            prop.layout.store([(prop.bands_f[:, slot], q), (prop.bands_l[:, slot], soft.to(prop.device, torch.float32))])
-        if next_t - 1 >= m:
-            prop.bands0_f = prop.bands0_l = None
-    prop.t = next_t
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -227,7 +199,7 @@ def _propagate(
                 ) from None
             handed.popleft()
             context.append((t, f, _context_labels(state, t, first, (h, w, K))))
-        restore_context(prop, context, n)
+        prop.restore(context, n)
         del context
         logger.info("Resumed at frame %d: frames 0..%d were finished (not recomputed); context of frames %d..%d "
                     "rebuilt%s", n, n - 1, lo, n - 1, " approximately" if state.approximate else " exactly")

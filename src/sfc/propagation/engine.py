@@ -324,6 +324,33 @@ class Propagator:
         self.t += 1
         return out
 
+    def restore(self, frames: Iterable[tuple[int, torch.Tensor, torch.Tensor]], next_t: int) -> None:
+        """Put a fresh propagator in the state its own steps up to frame ``next_t - 1`` would have left.
+
+        Lets an interrupted propagation resume exactly from saved soft labels (``sfc propagate``):
+        frame ``f >= 1`` is stored in ring slot ``(f - 1) % m`` as (its features, its soft labels), as
+        :meth:`step` stores it, and frame 0's own bands are dropped once frame m has been propagated.
+
+        Args:
+            frames: ``(t, (C, h, w) L2-normalised features, (h, w, K) soft labels)`` of frames
+                ``max(1, next_t - m) .. next_t - 1``.
+            next_t: the next frame to propagate (>= 1).
+
+        Raises:
+            RuntimeError: the propagator has stepped already.
+        """
+        if self.t != 1:
+            raise RuntimeError(f"restore needs a propagator that has not stepped (it is at frame {self.t})")
+        m = self.context
+        if self.use_window:
+            for t, feats, soft in frames:
+                q = feats.to(self.device, torch.float32).permute(1, 2, 0).contiguous()
+                slot = (t - 1) % m
+                self.layout.store([(self.bands_f[:, slot], q), (self.bands_l[:, slot], soft.to(self.device, torch.float32))])
+            if next_t - 1 >= m:
+                self.bands0_f = self.bands0_l = None
+        self.t = next_t
+
 
 def iter_propagate(
     features: Iterable[torch.Tensor],
