@@ -40,15 +40,21 @@ class MissingInputError(RuntimeError):
     """An input of the requested pipeline is produced by another pipeline that has not run yet."""
 
 
-def _where(dataset: Any) -> str:
-    """The file or folder behind a dataset, for messages (``''`` when it has none)."""
+def dataset_path(dataset: Any) -> str | None:
+    """The file or folder behind a dataset (None when it has none, e.g. a MemoryDataset)."""
     inner = getattr(dataset, "_dataset", None) or getattr(dataset, "dataset", None)
     for candidate in (dataset, inner):
         for attr in ("_filepath", "_path"):
             value = getattr(candidate, attr, None)
             if value:
-                return f" ({value})"
-    return ""
+                return str(value)
+    return None
+
+
+def _where(dataset: Any) -> str:
+    """`` (path)`` of a dataset for messages (``''`` when it has none)."""
+    path = dataset_path(dataset)
+    return f" ({path})" if path else ""
 
 
 def missing_inputs(pipeline: Pipeline, catalog: Any, registered: dict[str, Pipeline], requested: list[str]) -> list[str]:
@@ -123,15 +129,15 @@ def provenance_tags(
     if git:
         tags["mlflow.source.git.commit"] = git["commit"]  # shown by the UI as the run's source version
         tags["git.commit"], tags["git.dirty"] = git["commit"], git["dirty"]
-    dvc_outs = provenance._dvc_outs(project)
+    dvc_outs = provenance.dvc_outputs(project)
     groups = {name.removeprefix("params:") for name in pipeline_inputs if name.startswith("params:")}
     for group, key in DATA_ROOTS.items():
         if group in groups and params.get(group, {}).get(key):
             tags[f"data.{group}"] = provenance.data_fingerprint(params[group][key], project, dvc_outs)
     for name in sorted(pipeline_inputs):  # file-backed inputs written by another pipeline
-        where = _where(catalog.get(name)) if not name.startswith("params:") and name != "parameters" else ""
-        if where:
-            tags[f"input.{name}"] = provenance.data_fingerprint(where.strip(" ()"), project, dvc_outs)
+        path = None if name.startswith("params:") or name == "parameters" else dataset_path(catalog.get(name))
+        if path:
+            tags[f"input.{name}"] = provenance.data_fingerprint(path, project, dvc_outs)
     for group in ("backbone", "semantic"):
         cfg = params.get(group) or {}
         if group in groups and cfg.get("arch"):

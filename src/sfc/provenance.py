@@ -49,7 +49,7 @@ def git_state(project: Path) -> dict[str, str]:
     return {"commit": commit, "dirty": "unknown" if status is None else str(bool(status)).lower()}
 
 
-def _dvc_outs(project: Path) -> dict[Path, str]:
+def dvc_outputs(project: Path) -> dict[Path, str]:
     """Every output DVC records in this project (``*.dvc`` files and ``dvc.lock``) -> its md5."""
     found: dict[Path, str] = {}
     lock = project / "dvc.lock"
@@ -93,7 +93,7 @@ def data_fingerprint(root: str | Path, project: Path, dvc_outs: Mapping[Path, st
     path = Path(root) if Path(root).is_absolute() else project / root
     if not path.exists():
         return "missing"
-    outs = _dvc_outs(project) if dvc_outs is None else dvc_outs
+    outs = dvc_outputs(project) if dvc_outs is None else dvc_outs
     resolved = path.resolve()
     for out, md5 in outs.items():
         if resolved == out or out in resolved.parents:

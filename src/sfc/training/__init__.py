@@ -19,6 +19,7 @@ from sfc.training.checkpoint import (
     PREVIOUS_CHECKPOINT_NAME,
     ResumeError,
     load_train_state,
+    read_metrics,
 )
 from sfc.training.config import TRAJECTORY_FIELDS, FCTrainConfig, TrainResult
 from sfc.training.data import FrameDataset, StepSampler, build_frame_dataset, collate_crops
@@ -45,5 +46,6 @@ __all__ = [
     "ema_momentum",
     "launch_fc_training",
     "load_train_state",
+    "read_metrics",
     "train_fc",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from sfc.training import METRICS_NAME, FCTrainConfig, launch_fc_training, train_fc
+from sfc.training import METRICS_NAME, FCTrainConfig, launch_fc_training, read_metrics, train_fc
 
 logger = logging.getLogger(__name__)
 
@@ -107,17 +107,19 @@ def train_fc_network(
     return result.export, summary, training_curve(Path(config.work_dir) / METRICS_NAME)
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in read_metrics(path) if line.strip()]
+
+
 def training_curve(path: Path) -> pd.DataFrame:
     """The trainer's ``metrics.jsonl`` as a table (empty when nothing was logged)."""
-    if not path.is_file() or not path.read_text().strip():
+    records = _records(path)
+    if not records:
         return pd.DataFrame(columns=["step", "loss"])
-    return pd.read_json(path, lines=True).sort_values("step").reset_index(drop=True)
+    return pd.DataFrame(records).sort_values("step").reset_index(drop=True)
 
 
 def _replay_metrics(path: Path) -> None:
-    if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
+    for record in _records(path):
         step = int(record.pop("step"))
         _mlflow_log({k: v for k, v in record.items() if isinstance(v, int | float)}, step)
