@@ -456,3 +456,48 @@ def test_cuda_matches_cpu(
     cpu = propagate(feats, labels, tile=tile, **kw)
     _assert_matches_reference(gpu, cpu)
     _assert_matches_reference(gpu, ref_gpu)
+
+
+def test_state_is_one_ring_and_one_column_band() -> None:
+    """Context memory: a plain ring of m frames plus one tile column's band (not a band per column).
+
+    This is what keeps a fused ResNet-50 + FC evaluation (C = 1280) at full DAVIS resolution near
+    1 GiB: a ring of overlapping bands for every tile column would be (tile width + 2 r') / tile
+    width times the ring.
+    """
+    m, C, h, w, K, tile, radius = 4, 32, 24, 40, 3, (4, 4), 5.0
+    feats, labels = _features(m + 3, C, h, w, seed=11), _labels(h, w, K, onehot=False)
+    prop = Propagator(feats[0].clone(), labels, topk=5, temperature=TEMPERATURE, radius=radius, context=m, tile=tile)
+    for t in range(1, m + 3):
+        prop.step(feats[t].clone())
+    band_w = tile[1] + 2 * 4  # reach: largest integer offset strictly inside r' = 5
+    ring = m * h * w * (C + K) * 4
+    band = m * h * band_w * (C + K) * 4
+    frame0 = h * w * (C + K) * 4
+    # Bias caches, scratch GEMM outputs and top-k buffers are small next to these.
+    assert _state_bytes(prop) <= ring + band + frame0 + 2 * h * w * 64 * 4 + 2**20
+    assert _state_bytes(prop) < (w // tile[1]) * band  # far below one band per tile column
+
+
+def test_phase_timings_count_the_flops_of_each_gemm() -> None:
+    """``timings=True`` records thread-seconds per phase and the GEMM FLOPs the benchmark reports."""
+    m, C, h, w, K, T = 2, 16, 10, 12, 3, 5
+    feats, labels = _features(T, C, h, w, seed=12), _labels(h, w, K, onehot=False)
+    prop = Propagator(feats[0], labels, topk=4, temperature=TEMPERATURE, radius=3.0, context=m, tile=(5, 6), timings=True)
+    for t in range(1, T):
+        prop.step(feats[t])
+    assert prop.times is not None
+    hw = h * w
+    assert prop.times.flops["first-frame GEMM"] == 2.0 * hw * hw * C * (T - 1)
+    # Context GEMM: every tile against its window (rows +- 2, band of 6 + 2 * 2 columns) in every
+    # slot in use: m slots each frame (ring frames plus frame 0 while padded copies are in context).
+    lay = prop.layout
+    per_frame = sum(
+        2.0 * min(lay.th, h - y0) * min(lay.tw, w - tx * lay.tw) * C * lay.bw
+        * (lay.row_window(y0, min(lay.th, h - y0))[1] - lay.row_window(y0, min(lay.th, h - y0))[0])
+        for tx, y0 in lay.tiles()
+    )
+    slots = [min(m, t) for t in range(1, T)]  # t <= m: t - 1 ring frames + frame 0; then m ring frames
+    assert prop.times.flops["context GEMM"] == pytest.approx(per_frame * sum(slots))
+    assert all(prop.times.seconds[p] > 0 for p in prop.times.PHASES)
+    assert prop.times.flops["select"] == 0.0

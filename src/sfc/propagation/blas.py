@@ -1,10 +1,11 @@
 """Matrix products for the propagation engine, on the fastest BLAS available for the device.
 
-Why this exists: on CPUs, PyTorch's wheels use MKL, which runs the short-and-wide products of the
-windowed affinity (64 x 256 by 256 x 19k) at 30-45 GFLOP/s on AMD EPYC (its AVX2 path for non-Intel
-CPUs), while NumPy's bundled OpenBLAS reaches 85-135 GFLOP/s on the same shapes (measured with
+Why this exists: on CPUs, PyTorch's wheels use MKL, which on AMD EPYC (its AVX2 path for non-Intel
+CPUs) ran the engine's short-and-wide products at 30-45 GFLOP/s on 2 cores where NumPy's bundled
+OpenBLAS reached 85-135 (2.45 GHz EPYC, 2026-11); on a 2.0 GHz EPYC (2026-12) the gap is smaller
+(a 64-query tile against its key windows: ~27 GFLOP/s per core with MKL, ~32 with OpenBLAS,
 ``benchmarks/propagation.py --blas``). On CPU we therefore multiply through NumPy views of the same
-memory (no copies); the backend is picked once per process by timing both on a representative
+memory (no copies); the backend is picked once per process by timing both on the engine's dominant
 shape, and can be forced with ``SFC_CPU_BLAS=torch|numpy``. CUDA tensors always use ``torch.matmul``.
 """
 
@@ -30,19 +31,25 @@ def cpu_backend() -> str:
     """Return ``"numpy"`` or ``"torch"``: the CPU GEMM used for the engine's shapes.
 
     NumPy/OpenBLAS is the default; PyTorch is chosen only if it is clearly faster (by 25%) in an
-    interleaved best-of-7 timing on a representative shape, so a busy machine cannot flip the choice
-    by accident. ``SFC_CPU_BLAS=torch|numpy`` forces one.
+    interleaved best-of-7 timing on the engine's dominant shape (a 64-query tile against its key
+    windows, keys as rows), so a busy machine cannot flip the choice by accident. ``SFC_CPU_BLAS=torch|numpy`` forces one.
     """
     forced = os.environ.get("SFC_CPU_BLAS", "").strip().lower()
     if forced in {"numpy", "torch"}:
         return forced
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(64, 256, generator=gen)
-    b = torch.randn(4096, 256, generator=gen)
-    fns = {"torch": lambda: a @ b.T, "numpy": lambda: np.matmul(a.numpy(), b.numpy().T)}
+    q = torch.randn(64, 256, generator=gen)  # a query tile
+    keys = torch.randn(8, 900, 256, generator=gen)  # its key windows in 8 context frames
+    qn, kn = q.numpy(), keys.numpy()
+    fns = {"torch": lambda: torch.matmul(keys, q.T), "numpy": lambda: np.matmul(kn, qn.T)}
     best = {name: float("inf") for name in fns}
+    # Warm-up. OpenBLAS 0.3.31 ran this keys-as-rows product ~3x slower in a fresh process until a
+    # product of the other orientation had run once (seen on AMD EPYC; the engine always starts a
+    # frame with one, its frame-0 GEMM), so one runs here too before any timing.
+    np.matmul(qn, kn[0].T)
     for fn in fns.values():
-        fn()  # warm-up (thread pools, packing buffers)
+        fn()
+        fn()
     for _ in range(7):
         for name, fn in fns.items():
             t0 = time.perf_counter()
@@ -53,11 +60,18 @@ def cpu_backend() -> str:
     return choice
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` for 2-D float32 tensors; views (transposes, slices) are fine, nothing is copied."""
+def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` for 2-D float32 tensors; views (transposes, slices) are fine, nothing is copied.
+
+    ``out``: optional contiguous (a.rows, b.cols) result buffer (reusing one avoids page faults on
+    every call's fresh output).
+    """
     if a.device.type == "cpu" and cpu_backend() == "numpy":
-        return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
-    return a @ b
+        if out is None:
+            return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        return out
+    return torch.matmul(a, b, out=out) if out is not None else a @ b
 
 
 def matmul_batched(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -69,6 +83,24 @@ def matmul_batched(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     if q.device.type == "cpu" and cpu_backend() == "numpy":
         return torch.from_numpy(np.matmul(q.numpy(), keys.numpy().transpose(0, 2, 1)))
     return torch.matmul(q, keys.transpose(1, 2))
+
+
+def matmul_batched_rows(keys: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``keys[b] @ q.T`` for every b: keys (B, R, C), q (n, C) -> (B, R, n), keys as GEMM rows.
+
+    For the engine's short query tiles (n = 64) this orientation runs ~1.4x faster on OpenBLAS than
+    ``q @ keys[b].T`` (n as the GEMM's row count), measured with ``benchmarks/propagation.py``.
+    ``keys`` may be a strided view with a fixed batch stride and contiguous rows; ``out`` an optional
+    contiguous (B, R, n) buffer.
+    """
+    if q.device.type == "cpu" and cpu_backend() == "numpy":
+        if out is None:
+            return torch.from_numpy(np.matmul(keys.numpy(), q.numpy().T))
+        np.matmul(keys.numpy(), q.numpy().T, out=out.numpy())
+        return out
+    if out is None:
+        return torch.matmul(keys, q.T)
+    return torch.matmul(keys, q.T, out=out)
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

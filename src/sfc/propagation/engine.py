@@ -11,25 +11,33 @@ Protocol (CRW ``test.py`` as used by SFC ``test_vos.py``; see docs/protocol.md):
   weights them and the prediction is the weighted sum of the keys' soft labels;
 * predictions (soft, not argmaxed) are the labels of later frames.
 
-Instead of the official (h*w) x ((1+m)*h*w) affinity per frame, queries are processed in small
-spatial tiles: a tile of ``th x tw`` queries is scored with one GEMM against the first frame and one
-GEMM against the (th + 2r) x (tw + 2r) key window of the m context frames, masked to the radius.
-Context features live in a ring buffer of m + 1 frames, so memory does not grow with video length,
+Instead of the official (h*w) x ((1+m)*h*w) affinity per frame, every query is scored against all
+of frame 0 in large chunks, and against the m context frames in small spatial tiles: a tile of
+``th x tw`` queries meets only the (th + 2r) x (tw + 2r) key window of each context frame, masked to
+the radius. Context features live in a ring of m frames, so memory does not grow with video length,
 and everything runs on the device of the input features (CUDA when available).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from sfc.propagation.blas import matmul, matmul_batched, tile_parallelism
+from sfc.propagation.blas import matmul, matmul_batched_rows, tile_parallelism
 
 DEFAULT_TILE_CPU = (8, 8)
 DEFAULT_TILE_CUDA = (16, 32)
+#: Queries scored against all of frame 0 per GEMM: large enough for BLAS to run near its peak (CPU),
+#: or to fill the GPU; a (chunk, h * w) float32 buffer per worker thread.
+DEFAULT_QUERY_CHUNK_CPU = 512
+DEFAULT_QUERY_CHUNK_CUDA = 8192
 
 
 def context_frame_indices(t: int, context: int) -> list[int]:
@@ -174,17 +182,58 @@ class BandLayout:
         return bias
 
 
+def _run_all(pool: ThreadPoolExecutor | None, fn: Callable[..., None], items: list[tuple[Any, ...]]) -> None:
+    """``fn(*item)`` for every item: on the pool's threads when there is one, else in order here."""
+    if pool is None:
+        for item in items:
+            fn(*item)
+    else:
+        for _ in pool.map(lambda item: fn(*item), items):
+            pass  # consume: re-raises a worker's exception here
+
+
+class PhaseTimes:
+    """Thread-seconds and FLOPs spent per phase of :meth:`Propagator.step` (for benchmarks).
+
+    Phases: ``first-frame GEMM`` (every query with all of frame 0), ``first-frame top-k``,
+    ``band copy`` (one column band of the context ring per tile column), ``context GEMM`` (the tiles'
+    products with their key windows), ``select`` (masks, top-k's, softmax and weighted sum of
+    labels). Seconds are summed over worker threads, so ``flops / seconds`` is a per-core rate.
+    """
+
+    PHASES = ("first-frame GEMM", "first-frame top-k", "band copy", "context GEMM", "select")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self.flops = dict.fromkeys(self.PHASES, 0.0)
+        self._lock = threading.Lock()
+
+    def add(self, phase: str, seconds: float, flops: float = 0.0) -> None:
+        with self._lock:
+            self.seconds[phase] += seconds
+            self.flops[phase] += flops
+
+
 class Propagator:
     """Streaming propagation state: feed target frames one at a time with :meth:`step`.
 
-    Memory layout (why it is fast): the m most recent frames live in a ring of m slots stored as
-    overlapping *column bands* ``(n_bands, m, h, band_width, C)``, one band per column of query
-    tiles. The key window of a query tile in one slot (its rows +- r') is then one contiguous
-    ``(rows * band_width, C)`` block and the slots sit at a fixed stride: one batched GEMM per tile,
-    no per-tile copies, and the max over context frames is a reduction over the outer dimension. Top-k uses
-    :func:`grouped_topk` (exact). While ``t <= m`` the official padding puts ``m - t + 1`` copies of
-    frame 0 in the short-term context; they are distinct keys, handled exactly by repeating frame
-    0's own windowed top-k candidates.
+    Work per target frame (why it is fast):
+
+    * **Frame 0, all queries at once.** Every query is scored against all of frame 0 in chunks of
+      ``query_chunk`` queries (large GEMMs run near the BLAS peak), and only its top-k is kept
+      (:func:`grouped_topk`, exact).
+    * **Context frames, per query tile.** A tile of ``th x tw`` queries is scored against its key
+      window (its rows +- r', the column band around it) in each of the m context frames: one batched
+      GEMM with the keys as rows, the radius as an additive -inf mask, then an exact grouped top-k
+      (groups = key locations, members = context frames: the max over frames is a cheap reduction).
+    * **Memory.** The m most recent frames live in a plain ring ``(m, h, w, C)``: memory does not
+      grow with video length and is ~1x the features of m frames. Tiles are processed one tile column
+      at a time; before a column, its overlapping column band ``(m, h, tw + 2 r', C)`` is copied from
+      the ring into one scratch buffer, where every tile's window in every frame is one contiguous
+      block at a fixed frame stride (copy-free GEMM operands).
+
+    While ``t <= m`` the official padding puts ``m - t + 1`` copies of frame 0 in the short-term
+    context; they are distinct keys, handled exactly by repeating frame 0's own windowed top-k.
 
     Args:
         first_features: (C, h, w) L2-normalised features of frame 0.
@@ -194,7 +243,8 @@ class Propagator:
         radius: strict radius r' in feature cells for the context frames (paper: 12 / 15).
         context: number m of preceding frames attended (paper: 20).
         tile: (th, tw) query tile; a speed/memory knob only (results do not depend on it).
-        query_chunk: queries scored at once against the first frame (memory knob).
+        query_chunk: queries scored at once against frame 0 (memory knob; default per device).
+        timings: accumulate per-phase thread-seconds and FLOPs in :attr:`times` (benchmarks).
     """
 
     def __init__(
@@ -207,7 +257,8 @@ class Propagator:
         radius: float,
         context: int,
         tile: tuple[int, int] | None = None,
-        query_chunk: int = 1024,
+        query_chunk: int | None = None,
+        timings: bool = False,
     ) -> None:
         if first_features.dim() != 3:
             raise ValueError(f"first_features must be (C, h, w); got {tuple(first_features.shape)}")
@@ -218,78 +269,146 @@ class Propagator:
             )
         _validate_params(topk=topk, temperature=temperature, context=context, hw=h * w)
         self.device = first_features.device
+        if query_chunk is None:
+            query_chunk = DEFAULT_QUERY_CHUNK_CUDA if self.device.type == "cuda" else DEFAULT_QUERY_CHUNK_CPU
+        if query_chunk < 1:
+            raise ValueError(f"query_chunk must be >= 1, got {query_chunk}")
         self.C, self.h, self.w = C, h, w
         self.K = first_labels.shape[-1]
         self.topk, self.temperature, self.radius, self.context = topk, float(temperature), float(radius), context
         self.query_chunk = query_chunk
+        self.times: PhaseTimes | None = PhaseTimes() if timings else None
         if tile is None:
             tile = DEFAULT_TILE_CUDA if self.device.type == "cuda" else DEFAULT_TILE_CPU
         self.layout = lay = BandLayout(h, w, tile, self.radius)
         self.th, self.tw, self.bw = lay.th, lay.tw, lay.bw
         self.use_window = context > 0 and lay.reach >= 0
 
-        f0 = first_features.to(torch.float32)
-        self.keys0 = f0.reshape(C, h * w).clone()  # (C, hw); a copy, never a view of a whole video
+        # Frame 0 as (h*w, C) rows: its keys (a copy, never a view of a whole video) and its labels.
+        self.keys0 = first_features.to(torch.float32).permute(1, 2, 0).reshape(h * w, C).contiguous()
         self.labels0 = first_labels.to(self.device, torch.float32).reshape(h * w, self.K).contiguous()
         if self.use_window:
-            # Frame f >= 1 lives in ring slot (f - 1) % m; frame 0 has bands of its own while t <= m.
-            self.bands_f = torch.zeros(lay.n_tx, context, h, self.bw, C, device=self.device)
-            self.bands_l = torch.zeros(lay.n_tx, context, h, self.bw, self.K, device=self.device)
-            self.bands0_f: torch.Tensor | None = torch.zeros(lay.n_tx, h, self.bw, C, device=self.device)
-            self.bands0_l: torch.Tensor | None = torch.zeros(lay.n_tx, h, self.bw, self.K, device=self.device)
-            lay.store([(self.bands0_f, f0.permute(1, 2, 0)), (self.bands0_l, self.labels0.view(h, w, self.K))])
+            # Frame f >= 1 lives in ring slot (f - 1) % m. The band holds one tile column's band of
+            # the slots in use, plus frame 0 after them while padded copies of it are in the context.
+            self.ring_f = torch.zeros(context, h, w, C, device=self.device)
+            self.ring_l = torch.zeros(context, h, w, self.K, device=self.device)
+            self.band_f = torch.zeros(context, h, self.bw, C, device=self.device)
+            self.band_l = torch.zeros(context, h, self.bw, self.K, device=self.device)
+        self._bias_t: dict[tuple[int, int], torch.Tensor] = {}
+        self._local = threading.local()
         self.t = 1  # index of the next target frame
 
-    def _first_frame_topk(self, q_flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k similarities of queries against all of frame 0: values and flat indices, (n, k)."""
-        sim = matmul(q_flat, self.keys0).view(-1, self.h, self.w)
-        vals, row, col = grouped_topk(sim, self.topk)  # groups = columns of frame 0
-        return vals, row * self.w + col
+    # ------------------------------------------------------------------------------- helpers
+    def _timed(self, phase: str, t0: float, flops: float = 0.0) -> float:
+        t1 = time.perf_counter()
+        if self.times is not None:
+            self.times.add(phase, t1 - t0, flops)
+        return t1
 
-    def _tile(self, tx: int, y0: int, q_all: torch.Tensor, out: torch.Tensor, n_ring: int, n_zero: int) -> None:
+    def _buffer(self, name: str, numel: int) -> torch.Tensor:
+        """A per-thread scratch buffer of at least ``numel`` floats (GEMM outputs: no page faults)."""
+        buf = getattr(self._local, name, None)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, device=self.device)
+            setattr(self._local, name, buf)
+        return buf[:numel]
+
+    def _first_frame_chunk(self, a: int, b: int, q_flat: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor) -> None:
+        """Top-k of queries ``a:b`` against all of frame 0, into rows ``a:b`` of ``v0``/``i0``."""
+        t0 = time.perf_counter()
+        n, hw = b - a, self.h * self.w
+        sim = matmul(q_flat[a:b], self.keys0.T, out=self._buffer("first", n * hw).view(n, hw))
+        t0 = self._timed("first-frame GEMM", t0, 2.0 * n * hw * self.C)
+        vals, row, col = grouped_topk(sim.view(n, self.h, self.w), self.topk)  # groups = columns
+        v0[a:b] = vals
+        i0[a:b] = row * self.w + col
+        self._timed("first-frame top-k", t0)
+
+    def _fill_band(self, tx: int, n_ring: int, n_zero: int, r0: int, r1: int) -> None:
+        """Copy rows ``r0:r1`` of tile column ``tx``'s band of the ring slots in use (and of frame 0)
+        into the scratch band (row ranges let the worker threads share the copy)."""
+        t0 = time.perf_counter()
+        xlo, xhi, j = self.layout.band_cols(tx)
+        cols = slice(j, j + xhi - xlo)
+        if n_ring > 0:
+            self.band_f[:n_ring, r0:r1, cols] = self.ring_f[:n_ring, r0:r1, xlo:xhi]
+            self.band_l[:n_ring, r0:r1, cols] = self.ring_l[:n_ring, r0:r1, xlo:xhi]
+        if n_zero > 0:
+            h, w = self.h, self.w
+            self.band_f[n_ring, r0:r1, cols] = self.keys0.view(h, w, self.C)[r0:r1, xlo:xhi]
+            self.band_l[n_ring, r0:r1, cols] = self.labels0.view(h, w, self.K)[r0:r1, xlo:xhi]
+        # Columns outside [j, j + xhi - xlo) keep finite values of an earlier column: masked by -inf.
+        self._timed("band copy", t0)
+
+    def _window_bias_t(self, tx: int, y0: int, qh: int, qw: int, ry0: int, rh: int) -> torch.Tensor:
+        """(rh * bw, qh * qw) additive radius mask, keys as rows (cached per tile)."""
+        bias = self._bias_t.get((tx, y0))
+        if bias is None:
+            n = qh * qw
+            bias = self.layout.window_bias(tx, y0, qh, qw, ry0, rh, self.radius, self.device)
+            bias = bias.view(n, rh * self.bw).T.contiguous()
+            self._bias_t[(tx, y0)] = bias
+        return bias
+
+    def _tile(
+        self,
+        tx: int,
+        y0: int,
+        q_all: torch.Tensor,
+        v0: torch.Tensor,
+        i0: torch.Tensor,
+        out: torch.Tensor,
+        n_ring: int,
+        n_zero: int,
+    ) -> None:
         """Propagate to one query tile; writes its (qh, qw, K) block of ``out``."""
+        t0 = time.perf_counter()
         h, w, K, k, C, bw = self.h, self.w, self.K, self.topk, self.C, self.bw
-        lay = self.layout
         x0 = tx * self.tw
         qh, qw = min(self.th, h - y0), min(self.tw, w - x0)
         n = qh * qw
         q = q_all[y0 : y0 + qh, x0 : x0 + qw].reshape(n, C)
-        v0, i0 = self._first_frame_topk(q)
-        cand_v, cand_l = [v0], [self.labels0[i0]]
+        first = (v0[y0 : y0 + qh, x0 : x0 + qw].reshape(n, k), i0[y0 : y0 + qh, x0 : x0 + qw].reshape(n, k))
+        cand_v, cand_l = [first[0]], [self.labels0[first[1]]]
         if self.use_window:
-            ry0, ry1 = lay.row_window(y0, qh)
+            ry0, ry1 = self.layout.row_window(y0, qh)
             rh = ry1 - ry0
-            bias = lay.window_bias(tx, y0, qh, qw, ry0, rh, self.radius, self.device)  # (n, rh, bw)
+            R = rh * bw
+            bias = self._window_bias_t(tx, y0, qh, qw, ry0, rh)  # (R, n)
+            S = n_ring + (1 if n_zero > 0 else 0)
+            # (S, R, C): one contiguous block per slot, slots at a fixed stride: no copy.
+            keys = self.band_f[:S, ry0:ry1].reshape(S, R, C)
+            sim = matmul_batched_rows(keys, q, out=self._buffer("ctx", S * R * n).view(S, R, n))
+            t0 = self._timed("context GEMM", t0, 2.0 * S * R * n * C)
+            cols = torch.arange(n, device=self.device)
             if n_ring > 0:
-                # (n_ring, rh*bw, C): one contiguous block per slot, slots at a fixed stride: no copy.
-                keys = self.bands_f[tx, :n_ring, ry0:ry1].reshape(n_ring, rh * bw, C)
-                sim = matmul_batched(q, keys)  # (n_ring, n, rh*bw)
                 # Groups = key locations, members = context frames: the max over frames is a cheap
                 # reduction over the outer dim, and the radius mask is a per-group bias.
-                gbias = bias.view(n, rh * bw)
-                gmax = sim.amax(dim=0) + gbias
-                kg = min(k, rh * bw)
-                _, gi = torch.topk(gmax, kg, dim=1)  # (n, kg) best key locations
-                sub = sim[:, torch.arange(n, device=self.device).view(n, 1), gi] + gbias.gather(1, gi)
-                sub = sub.permute(1, 0, 2).reshape(n, n_ring * kg)  # (n, slot-major candidates)
+                ring = sim[:n_ring]
+                gmax = torch.amax(ring, dim=0).add_(bias)  # (R, n)
+                kg = min(k, R)
+                _, gi = torch.topk(gmax, kg, dim=0)  # (kg, n) best key locations per query
+                sub = ring[:, gi, cols] + bias[gi, cols]  # (n_ring, kg, n)
+                sub = sub.permute(2, 0, 1).reshape(n, n_ring * kg)  # slot-major candidates per query
                 v, j = torch.topk(sub, min(k, n_ring * kg), dim=1)
                 slot = torch.div(j, kg, rounding_mode="floor")
-                loc = gi.gather(1, j % kg)
-                labels = self.bands_l[tx, :n_ring, ry0:ry1].reshape(n_ring, rh * bw, K)
+                loc = gi.T.gather(1, j % kg)
+                labels = self.band_l[:n_ring, ry0:ry1].reshape(n_ring, R, K)
                 cand_v.append(v)
                 cand_l.append(labels[slot, loc])
             if n_zero > 0:
-                keys = self.bands0_f[tx, ry0:ry1].view(rh * bw, C)
-                sim = matmul(q, keys.T).view(n, rh * bw) + bias.view(n, rh * bw)
-                v, i = torch.topk(sim, min(k, rh * bw), dim=1)
-                lab = self.bands0_l[tx, ry0:ry1].view(rh * bw, K)[i]
-                cand_v += [v] * n_zero  # each padded copy of frame 0 is a separate key
+                s0 = sim[n_ring] + bias  # (R, n)
+                v, i = torch.topk(s0, min(k, R), dim=0)
+                lab = self.band_l[n_ring, ry0:ry1].reshape(R, K)[i.T]
+                cand_v += [v.T] * n_zero  # each padded copy of frame 0 is a separate key
                 cand_l += [lab] * n_zero
         v, pos = torch.topk(torch.cat(cand_v, 1), k, dim=1)
         weights = F.softmax(v * (1.0 / self.temperature), dim=1)  # (n, k)
         picked = torch.gather(torch.cat(cand_l, 1), 1, pos.unsqueeze(-1).expand(n, k, K))
         out[y0 : y0 + qh, x0 : x0 + qw] = torch.bmm(weights.unsqueeze(1), picked).view(qh, qw, K)
+        self._timed("select", t0)
 
+    # --------------------------------------------------------------------------------- API
     @torch.no_grad()
     def step(self, features: torch.Tensor) -> torch.Tensor:
         """Propagate labels to the next frame.
@@ -304,23 +423,31 @@ class Propagator:
             raise ValueError(
                 f"frame {self.t}: features of shape {tuple(features.shape)}, expected {(self.C, self.h, self.w)}"
             )
-        t, m = self.t, self.context
+        t, m, h, w = self.t, self.context, self.h, self.w
         q_all = features.to(self.device, torch.float32).permute(1, 2, 0).contiguous()  # (h, w, C)
         n_zero = max(0, m - t + 1) if self.use_window else 0  # padded copies of frame 0 in the context
         n_ring = m - n_zero if self.use_window else 0  # frames >= 1 in the ring (slots 0..n_ring-1)
-        out = torch.empty(self.h, self.w, self.K, device=self.device)
-        tiles = self.layout.tiles()
+        out = torch.empty(h, w, self.K, device=self.device)
+        v0 = torch.empty(h, w, self.topk, device=self.device)
+        i0 = torch.empty(h, w, self.topk, dtype=torch.long, device=self.device)
+        q_flat, hw = q_all.view(h * w, self.C), h * w
+        chunks = [(a, min(hw, a + self.query_chunk)) for a in range(0, hw, self.query_chunk)]
+        v0f, i0f = v0.view(hw, self.topk), i0.view(hw, self.topk)
+        lay = self.layout
+        n_threads = torch.get_num_threads()
         with tile_parallelism(self.device) as pool:
-            if pool is None:
-                for tx, y0 in tiles:
-                    self._tile(tx, y0, q_all, out, n_ring, n_zero)
-            else:
-                list(pool.map(lambda a: self._tile(a[0], a[1], q_all, out, n_ring, n_zero), tiles))
+            parts = 1 if pool is None else n_threads
+            row_parts = [(h * i // parts, h * (i + 1) // parts) for i in range(parts)]
+            _run_all(pool, self._first_frame_chunk, [(a, b, q_flat, v0f, i0f) for a, b in chunks])
+            for tx in range(lay.n_tx):
+                if self.use_window:
+                    _run_all(pool, self._fill_band, [(tx, n_ring, n_zero, r0, r1) for r0, r1 in row_parts])
+                column = [(tx, y0, q_all, v0, i0, out, n_ring, n_zero) for y0 in range(0, h, lay.th)]
+                _run_all(pool, self._tile, column)
         if self.use_window:
             slot = (t - 1) % m
-            self.layout.store([(self.bands_f[:, slot], q_all), (self.bands_l[:, slot], out)])
-            if n_zero <= 1:
-                self.bands0_f = self.bands0_l = None  # frame 0 has left the short-term context for good
+            self.ring_f[slot] = q_all
+            self.ring_l[slot] = out
         self.t += 1
         return out
 
@@ -329,7 +456,7 @@ class Propagator:
 
         Lets an interrupted propagation resume exactly from saved soft labels (``sfc propagate``):
         frame ``f >= 1`` is stored in ring slot ``(f - 1) % m`` as (its features, its soft labels), as
-        :meth:`step` stores it, and frame 0's own bands are dropped once frame m has been propagated.
+        :meth:`step` stores it.
 
         Args:
             frames: ``(t, (C, h, w) L2-normalised features, (h, w, K) soft labels)`` of frames
@@ -344,11 +471,9 @@ class Propagator:
         m = self.context
         if self.use_window:
             for t, feats, soft in frames:
-                q = feats.to(self.device, torch.float32).permute(1, 2, 0).contiguous()
                 slot = (t - 1) % m
-                self.layout.store([(self.bands_f[:, slot], q), (self.bands_l[:, slot], soft.to(self.device, torch.float32))])
-            if next_t - 1 >= m:
-                self.bands0_f = self.bands0_l = None
+                self.ring_f[slot] = feats.to(self.device, torch.float32).permute(1, 2, 0)
+                self.ring_l[slot] = soft.to(self.device, torch.float32)
         self.t = next_t
 
 
