@@ -6,7 +6,8 @@ Prints Markdown tables: the machine and settings; wall time and peak memory of
     5 lambda x 3 top-k x 3 r' grid (45 configurations) at once, frame by frame;
 (b) the same plus the per-configuration upsampling to 480p and argmax that scoring needs;
 (c) one straightforward fused evaluation per radius: :func:`sfc.fusion.late_fusion` of the two
-    feature maps, then :class:`sfc.propagation.engine.Propagator` (what ``evaluate_davis`` does), at
+    feature maps frame by frame, then :class:`sfc.propagation.engine.Propagator` (what
+    ``evaluate_davis`` does), at
     the grid's top-k/lambda of the paper (the cost depends on r' and hardly on lambda or top-k);
 (d) 45 independent evaluations: measured one by one with ``--all-independent`` (about 45 x (c)),
     otherwise estimated as 15 x the sum of the three radii's measured costs, and labelled as such;
@@ -24,6 +25,7 @@ Usage::
     .venv/bin/python benchmarks/fusion_search.py                          # DAVIS size (~10 min on 2 cores)
     .venv/bin/python benchmarks/fusion_search.py --height 20 --width 30 --frames 6   # smoke
     .venv/bin/python benchmarks/fusion_search.py --all-independent        # measure all 45 (slow)
+    .venv/bin/python benchmarks/fusion_search.py --evaluations-only       # one fused evaluation per r'
 """
 
 from __future__ import annotations
@@ -79,12 +81,15 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         n_configs = len(points)
     else:  # one fused evaluation: "eval:<lambda>:<topk>:<radius>"
         _, lam, k, r = args.worker.split(":")
-        fused = late_fusion(sem, fine, float(lam))
+        # Frame by frame, as evaluate_davis fuses them: memory is the engine's, not the video's.
+        def fused(t: int) -> torch.Tensor:
+            return late_fusion(sem[t : t + 1], fine[t : t + 1], float(lam))[0]
+
         prop = Propagator(
-            fused[0], labels, topk=int(k), temperature=args.temperature, radius=float(r), context=args.context
+            fused(0), labels, topk=int(k), temperature=args.temperature, radius=float(r), context=args.context
         )
         for t in range(1, args.frames):
-            upsample_argmax(prop.step(fused[t]), size)
+            upsample_argmax(prop.step(fused(t)), size)
         n_configs = 1
     seconds = time.perf_counter() - t0
     hwm = _status_kib("VmHWM")
@@ -123,6 +128,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.1, help="softmax temperature (SFC: 0.1)")
     p.add_argument("--labels", type=int, default=5, help="labels K incl. background")
     p.add_argument("--all-independent", action="store_true", help="measure all 45 independent evaluations")
+    p.add_argument(
+        "--evaluations-only", action="store_true", help="only the one-evaluation rows (speed and memory of evaluate_davis)"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-result", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -149,13 +157,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     rows, res = [], {}
-    for what in ("grid", "grid+argmax"):
+    for what in () if args.evaluations_only else ("grid", "grid+argmax"):
         res[what] = r = _spawn(args, what)
         rows.append([f"shared grid ({what}), 45 configurations", f"{r['seconds']:.1f}", f"{r['seconds'] / n_target:.2f}", _mib(r)])
     for radius in RADII:
         what = f"eval:1.75:15:{radius:g}"
         res[what] = r = _spawn(args, what)
         rows.append([f"one fused evaluation, r'={radius:g} (lambda 1.75, k 15)", f"{r['seconds']:.1f}", f"{r['seconds'] / n_target:.2f}", _mib(r)])
+    if args.evaluations_only:
+        _emit("\n" + _table(["implementation", "wall s", "s / target frame", "peak memory"], rows))
+        return
     one = res[f"eval:1.75:15:{RADII[-1]:g}"]["seconds"]
     if args.all_independent:
         total = 0.0

@@ -3,11 +3,11 @@
 Prints Markdown tables: the machine and settings; seconds per target frame (frame 0 excluded), peak
 memory and argmax agreement for (a) :func:`sfc.propagation.propagate` (windowed, streaming) and
 (b) :func:`sfc.propagation.reference.propagate_full` (full affinity, like the official
-``mem_efficient_batched_affinity``), next to the official SFC code's figure quoted from the issue.
+``mem_efficient_batched_affinity``), next to the official SFC code's figure measured when the project started (a constant, not re-run).
 Optional: the engine's peak memory for several video lengths (``--lengths``, to show it is flat in
 T) and the raw GEMM throughput of the CPU BLAS backends on the engine's shapes (``--blas``).
 
-Defaults are the issue's DAVIS-size setting: C=256 features on a 60 x 107 grid (480p at stride 8),
+Defaults are the DAVIS-size setting: C=256 features on a 60 x 107 grid (480p at stride 8),
 T=25 frames, context m=20, radius 12, top-k 10, temperature 0.05, K=5 labels. Features are random
 but realistic for top-k: low-pass filtered noise drifting slowly across frames (spatially smooth,
 temporally coherent), L2-normalised, with a fixed seed.
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import subprocess
@@ -43,11 +44,11 @@ import torch
 import torch.nn.functional as F
 
 from sfc.propagation.blas import cpu_backend
-from sfc.propagation.engine import Propagator, propagate
+from sfc.propagation.engine import Propagator
 from sfc.propagation.labels import downsample_labels
 from sfc.propagation.reference import propagate_full
 
-#: The official SFC code on the issue's setting, as quoted in the issue (not measured here).
+#: The official SFC code at the default setting, measured on the project's first 2-core machine (not re-run).
 QUOTED_OFFICIAL_S_PER_FRAME = 8.9
 QUOTED_OFFICIAL_PEAK_GIB = 5.6
 DEFAULTS = {
@@ -139,6 +140,40 @@ def _reset_peak_rss() -> bool:
 
 
 # ---------------------------------------------------------------------------------------- worker
+_PHASES: dict[str, Any] = {}
+
+
+def _timed_engine(features: torch.Tensor, first_labels: torch.Tensor, **params: Any) -> torch.Tensor:
+    """:func:`propagate` with per-phase timings (kept in ``_PHASES``) and the steady-state time.
+
+    Steady state: frames t > m, where every frame attends to m ring frames (earlier frames attend
+    to padded copies of frame 0, which cost less).
+    """
+    T = features.shape[0]
+    prop = Propagator(features[0], first_labels, timings=True, **params)
+    assert prop.times is not None
+    out = torch.empty(T, *first_labels.shape, device=features.device)
+    out[0] = first_labels
+    steady, n_steady = 0.0, 0
+    before: dict[str, dict[str, float]] = {}
+    for t in range(1, T):
+        if t == params["context"] + 1:
+            before = {"seconds": dict(prop.times.seconds), "flops": dict(prop.times.flops)}
+        t0 = time.perf_counter()
+        out[t] = prop.step(features[t])
+        if t > params["context"]:
+            steady += time.perf_counter() - t0
+            n_steady += 1
+    totals = {"seconds": dict(prop.times.seconds), "flops": dict(prop.times.flops)}
+    _PHASES.update(
+        all={**totals, "frames": T - 1, "s_per_frame": None},
+        steady=None if not n_steady else {
+            **{key: {k: v - before[key][k] for k, v in totals[key].items()} for key in ("seconds", "flops")},
+            "frames": n_steady, "s_per_frame": steady / n_steady,
+        },
+    )
+    return out
+
 def run_worker(
     impl: str, inputs: Path, result: Path, n_frames: int, keep: int, params: dict, device: str
 ) -> None:
@@ -150,9 +185,10 @@ def run_worker(
     # measure (and are allocated once per process anyway).
     backend = cpu_backend() if dev.type == "cpu" else "torch (CUDA)"
     tiny_f, tiny_l = feats[:2, :, :8, :8].to(dev), labels[:8, :8].to(dev)
-    fn = propagate if impl == "engine" else propagate_full
+    fn = _timed_engine if impl == "engine" else propagate_full
     tiny_p = dict(params, topk=min(params["topk"], tiny_f.shape[-2] * tiny_f.shape[-1]))
     fn(tiny_f, tiny_l, **tiny_p)
+    _PHASES.clear()
     feats, labels = feats.to(dev), labels.to(dev)
     gc.collect()
     if dev.type == "cuda":
@@ -178,6 +214,7 @@ def run_worker(
         if dev.type == "cuda"
         else None,
         "backend": backend,
+        "phases": dict(_PHASES),
         "threads": torch.get_num_threads(),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_model(),
     }
@@ -227,47 +264,110 @@ def _mem(rec: dict[str, Any]) -> str:
     return f"{rec['rss_peak_mib']:.1f} MiB{note}"
 
 
-def _blas_rows(feats: torch.Tensor, labels: torch.Tensor, params: dict, device: str) -> list[list[str]]:
-    """GFLOP/s of the raw GEMMs the engine issues per query tile, per backend and thread count.
-
-    Shapes of one query tile of n = th * tw queries: (n, C) by (C, h*w) against frame 0, and a batch
-    of m products (n, C) by (C, rows * band width) against the context window (keys stored
-    row-major as (m, R, C) and multiplied through transposed views, as the engine does).
-    """
+def _gflops(fn: Any, flops: float, threads: int) -> float:
+    """GFLOP/s of ``fn`` (warm-up, then repeated for at least 0.3 s) with ``threads`` BLAS/torch threads."""
     from threadpoolctl import threadpool_limits
 
+    n_threads = torch.get_num_threads()
+    with threadpool_limits(limits=threads, user_api="blas"):
+        torch.set_num_threads(threads)
+        try:
+            fn()  # warm-up
+            reps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < 0.3 or reps < 3:
+                fn()
+                reps += 1
+            dt = (time.perf_counter() - t0) / reps
+        finally:
+            torch.set_num_threads(n_threads)
+    return flops / dt / 1e9
+
+
+def machine_peak_gflops(device: str) -> tuple[float, float]:
+    """Large square float32 GEMM (2048^3) on this machine: (GFLOP/s on all threads, on one thread).
+
+    The arithmetic ceiling any propagation code can reach with float32 products (CPU: through the
+    engine's BLAS backend; CUDA: torch, TF32 off).
+    """
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(2)
+    a, b = (torch.randn(2048, 2048, generator=gen).to(dev) for _ in range(2))
+    flops = 2.0 * 2048**3
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        rate = _gflops(lambda: (a @ b, torch.cuda.synchronize()), flops, torch.get_num_threads())
+        return rate, rate
+    an, bn = a.numpy(), b.numpy()
+    fn = (lambda: np.matmul(an, bn)) if cpu_backend() == "numpy" else (lambda: a @ b)
+    return _gflops(fn, flops, torch.get_num_threads()), _gflops(fn, flops, 1)
+
+
+def disc_pairs(h: int, w: int, radius: float) -> int:
+    """(query, key) location pairs of one frame strictly closer than ``radius`` cells (clipped to the grid)."""
+    reach = math.ceil(radius) - 1
+    ys = torch.arange(h).view(h, 1)
+    xs = torch.arange(w).view(1, w)
+    total = 0
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            if dy * dy + dx * dx < radius * radius:
+                total += int((((ys + dy) >= 0) & ((ys + dy) < h) & ((xs + dx) >= 0) & ((xs + dx) < w)).sum())
+    return total
+
+
+def _blas_rows(feats: torch.Tensor, labels: torch.Tensor, params: dict, device: str) -> list[list[str]]:
+    """GFLOP/s of the raw GEMMs the engine issues, per backend and thread count.
+
+    Shapes: a chunk of ``query_chunk`` queries by all of frame 0, and one query tile of n = th * tw
+    queries against its context window in m frames (keys stored row-major as (m, R, C)), in the
+    engine's orientation (keys as GEMM rows, (m, R, C) by (C, n)) and the transposed one.
+    """
     C, h, w = feats.shape[1:]
     # Tile geometry only: a 1-channel, 1-context Propagator has the same tiles and bands (cheap).
     dev = torch.device(device)
     prop = Propagator(feats[0, :1].to(dev), labels.to(dev), **dict(params, context=min(1, params["context"])))
-    n, m = prop.th * prop.tw, params["context"]
+    n, m, nq = prop.th * prop.tw, params["context"], min(prop.query_chunk, h * w)
     gen = torch.Generator().manual_seed(1)
     q = torch.randn(n, C, generator=gen).to(dev)
-    k0 = torch.randn(C, h * w, generator=gen).to(dev)
-    cases: list[tuple[str, str, float, dict[str, Any]]] = []
+    qc = torch.randn(nq, C, generator=gen).to(dev)
+    k0 = torch.randn(h * w, C, generator=gen).to(dev)
+    out0 = torch.empty(nq, h * w, device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    cases.append(
+    cases: list[tuple[str, str, float, dict[str, Any]]] = [
         (
-            "frame 0",
-            f"{n} x {C} by {C} x {h * w}",
-            2.0 * n * C * h * w,
-            {"torch": lambda: (q @ k0, sync()), "numpy": lambda: np.matmul(q.numpy(), k0.numpy())},
+            "frame 0 (engine: query chunk)",
+            f"{nq} x {C} by {C} x {h * w}",
+            2.0 * nq * C * h * w,
+            {
+                "torch": lambda: (torch.matmul(qc, k0.T, out=out0), sync()),
+                "numpy": lambda: np.matmul(qc.numpy(), k0.numpy().T, out=out0.numpy()),
+            },
         )
-    )
+    ]
     if prop.use_window and m > 0:
-        R = min(h, prop.th + 2 * prop.py) * prop.bw
+        R = min(h, prop.th + 2 * prop.layout.py) * prop.bw
         kw = torch.randn(m, R, C, generator=gen).to(dev)
-        cases.append(
+        out_rows, out_q = torch.empty(m, R, n, device=dev), torch.empty(m, n, R, device=dev)
+        cases += [
             (
-                "context window",
+                "context window (engine: keys as rows)",
+                f"{m} x [{R} x {C} by {C} x {n}]",
+                2.0 * m * n * C * R,
+                {
+                    "torch": lambda: (torch.matmul(kw, q.T, out=out_rows), sync()),
+                    "numpy": lambda: np.matmul(kw.numpy(), q.numpy().T, out=out_rows.numpy()),
+                },
+            ),
+            (
+                "context window (queries as rows)",
                 f"{m} x [{n} x {C} by {C} x {R}]",
                 2.0 * m * n * C * R,
                 {
-                    "torch": lambda: (torch.matmul(q, kw.transpose(1, 2)), sync()),
-                    "numpy": lambda: np.matmul(q.numpy(), kw.numpy().transpose(0, 2, 1)),
+                    "torch": lambda: (torch.matmul(q, kw.transpose(1, 2), out=out_q), sync()),
+                    "numpy": lambda: np.matmul(q.numpy(), kw.numpy().transpose(0, 2, 1), out=out_q.numpy()),
                 },
-            )
-        )
+            ),
+        ]
     names = {"torch": "torch (CUDA)" if dev.type == "cuda" else "torch (MKL)", "numpy": "numpy (OpenBLAS)"}
     backends = ["torch"] if dev.type == "cuda" else ["torch", "numpy"]
     n_threads = torch.get_num_threads()
@@ -275,19 +375,49 @@ def _blas_rows(feats: torch.Tensor, labels: torch.Tensor, params: dict, device: 
     for label, shape, flops, fns in cases:
         for backend in backends:
             for threads in sorted({1, n_threads}) if dev.type == "cpu" else [n_threads]:
-                with threadpool_limits(limits=threads, user_api="blas"):
-                    torch.set_num_threads(threads)
-                    try:
-                        fns[backend]()  # warm-up
-                        reps, t0 = 0, time.perf_counter()
-                        while time.perf_counter() - t0 < 0.3 or reps < 3:
-                            fns[backend]()
-                            reps += 1
-                        dt = (time.perf_counter() - t0) / reps
-                    finally:
-                        torch.set_num_threads(n_threads)
+                rate = _gflops(fns[backend], flops, threads)
                 threads_txt = str(threads) if dev.type == "cpu" else "-"
-                rows.append([names[backend], threads_txt, shape, label, f"{flops / dt / 1e9:.1f}"])
+                rows.append([names[backend], threads_txt, shape, label, f"{rate:.1f}"])
+    return rows
+
+
+def _phase_rows(ph: dict[str, Any], threads: int, peak_one: float) -> list[list[str]]:
+    """Per-phase thread-seconds, FLOPs and per-core rate of the engine, per target frame."""
+    n = ph["frames"]
+    total = sum(ph["seconds"].values())
+    rows = []
+    for phase, sec in ph["seconds"].items():
+        flops = ph["flops"][phase]
+        rate = f"{flops / sec / 1e9:.1f}" if flops and sec else "-"
+        share = f"{100 * flops / sec / 1e9 / peak_one:.0f}%" if flops and sec else "-"
+        rows.append([phase, f"{sec / n:.3f}", f"{flops / n / 1e9:.1f}" if flops else "-", rate, share, f"{100 * sec / total:.0f}%"])
+    rows.append(["all (thread-seconds / threads = ideal wall)", f"{total / n:.3f} ({total / n / threads:.3f} wall)", "", "", "", "100%"])
+    return rows
+
+
+def _floor_rows(rec: dict[str, Any], args: argparse.Namespace, peak_all: float) -> list[list[str]]:
+    """Measured s/frame against the floor: the FLOPs no exact method can skip, at this machine's peak.
+
+    Minimal work of target frame t: every query against all of frame 0, and against the keys strictly
+    inside its radius in each distinct context frame (min(t, m) of them: the padded copies of frame 0
+    share one set of similarities). Rows: the whole timed video, and the steady state (t > m).
+    """
+    C, h, w, m = args.channels, args.height, args.width, args.context
+    first = 2.0 * (h * w) ** 2 * C
+    disc = 2.0 * disc_pairs(h, w, args.radius) * C if args.radius > 0 and m > 0 else 0.0
+    T = args.frames
+    cases = [("all timed frames (1..T-1)", rec["phases"]["all"], sum(first + disc * min(t, m) for t in range(1, T)) / (T - 1))]
+    if rec["phases"]["steady"] is not None:
+        cases.append(("steady state (t > m)", rec["phases"]["steady"], first + disc * m))
+    rows = []
+    for label, ph, minimal in cases:
+        engine = sum(ph["flops"].values()) / ph["frames"]
+        measured = ph["s_per_frame"] if ph["s_per_frame"] is not None else rec["s_per_frame"]
+        floor = minimal / (peak_all * 1e9)
+        rows.append([
+            label, f"{minimal / 1e9:.1f}", f"{engine / 1e9:.1f} ({engine / minimal:.2f}x)",
+            f"{floor:.3f}", f"{engine / (peak_all * 1e9):.3f}", f"{measured:.3f}", f"{measured / floor:.2f}x",
+        ])
     return rows
 
 
@@ -432,7 +562,7 @@ def main(argv: list[str] | None = None) -> None:
         rows[0][5] += f"; {rrec['s_per_frame'] / rec['s_per_frame']:.1f}x vs reference"
     rows.append(
         [
-            "official SFC code (quoted from the issue, DAVIS-size defaults, same machine kind)",
+            "official SFC code (measured on the project's first 2-core machine, not re-run)",
             f"{QUOTED_OFFICIAL_S_PER_FRAME:.1f}",
             "-",
             f"{QUOTED_OFFICIAL_PEAK_GIB:.1f} GiB",
@@ -446,7 +576,7 @@ def main(argv: list[str] | None = None) -> None:
         "frames timed",
         "peak memory",
         "argmax agreement vs reference",
-        "speed-up vs quoted official",
+        "speed-up vs official figure",
     ]
     out += ["", "### Speed and memory", "", _table(header, rows)]
 
@@ -458,8 +588,34 @@ def main(argv: list[str] | None = None) -> None:
                 [[str(r["frames"]), f"{r['s_per_frame']:.3f}", _mem(r)] for r in length_recs],
             )
         )
+    peak_all, peak_one = machine_peak_gflops(args.device)
+    threads = rec["threads"] if args.device == "cpu" else 1
+    phases = rec["phases"]["steady"] or rec["phases"]["all"]
+    which = "steady state, t > m" if rec["phases"]["steady"] else "all timed frames: T <= m + 1, no steady state"
+    out += ["", f"### Where the engine's time goes (per target frame, {which})", ""]
+    out.append(
+        _table(
+            ["phase", "thread-seconds", "GFLOP", "GFLOP/s per core", "of 1-core peak", "share of time"],
+            _phase_rows(phases, threads, peak_one),
+        )
+    )
+    out += [
+        "",
+        "### Distance to this machine's floor",
+        "",
+        f"float32 GEMM peak (2048^3): {peak_all:.1f} GFLOP/s on {rec['threads']} threads, {peak_one:.1f} on one. "
+        "Floor = minimal FLOPs at that peak.",
+        "",
+    ]
+    out.append(
+        _table(
+            ["frames", "minimal GFLOP / frame", "engine GFLOP / frame", "floor s / frame",
+             "engine FLOPs at peak, s / frame", "measured s / frame", "measured / floor"],
+            _floor_rows(rec, args, peak_all),
+        )
+    )
     if args.blas:
-        out += ["", "### Raw GEMM throughput on the engine's per-tile shapes", ""]
+        out += ["", "### Raw GEMM throughput on the engine's shapes", ""]
         out.append(
             _table(
                 ["backend", "threads", "shape", "keys", "GFLOP/s"],
