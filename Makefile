@@ -12,7 +12,7 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test bench experiments
+.PHONY: install demo test bench gpu-check experiments
 
 install: $(STAMP)
 
@@ -40,6 +40,9 @@ test: install browser
 
 bench: install
 	$(BIN)/python benchmarks/propagation.py
+
+gpu-check: install   # every GPU path in one run (~8 min on one GPU); `sh benchmarks/gpu_check.sh --dry-run` anywhere
+	sh benchmarks/gpu_check.sh
 
 # Debian's Chromium, driven by tests/pipelines/test_mlflow_ui.py (that test is skipped without it).
 # Installed only as root with apt-get; otherwise this says why and `make test` goes on.

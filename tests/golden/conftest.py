@@ -22,8 +22,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-GOLDEN: Path = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
-"""``<repo>/../shared/golden``."""
+GOLDEN: Path = Path(
+    os.environ.get("SFC_GOLDEN") or Path(__file__).resolve().parents[2].parent / "shared" / "golden"
+)
+"""``<repo>/../shared/golden``, or ``$SFC_GOLDEN`` (a copy elsewhere, e.g. on a GPU machine)."""
 
 FUSION_CASE = "fusion"
 """Name of the propagation case of fused features (checked by ``test_golden_fusion.py``)."""
