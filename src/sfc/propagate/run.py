@@ -141,7 +141,7 @@ def _propagate(
     *,
     device: torch.device,
     max_frames: int | None,
-    batch_size: int,
+    batch_size: int | None,
     progress: bool,
 ) -> dict[str, Any]:
     """Propagate frames ``n_done ..`` (to the end or ``max_frames``); return counts and timings."""
@@ -247,7 +247,7 @@ def propagate_video(
     overlay: str | None = "gif",
     overwrite: bool = False,
     progress: bool = True,
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> PropagateResult:
     """Propagate a first-frame mask through a video into ``out_dir`` (resuming an interrupted run).
 

@@ -115,7 +115,7 @@ def predict_sequence(
     propagation: PropagationConfig,
     *,
     scale: float,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     stats: PredictionStats | None = None,
     progress: bool = True,
 ) -> Iterator[FramePrediction]:
@@ -127,7 +127,7 @@ def predict_sequence(
             semantic network the features are late-fused (SFC eq. 7).
         propagation: top-k, temperature, r', m.
         scale: input resize factor before the network(s) (1.0 = native resolution).
-        batch_size: frames per forward pass.
+        batch_size: frames per forward pass (None: 4 on CUDA, 1 on the CPU).
         stats: filled with frame count and wall time when given.
         progress: show a tqdm bar for the sequence.
 

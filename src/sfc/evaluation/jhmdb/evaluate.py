@@ -149,7 +149,7 @@ def predict_video(
     propagation: PropagationConfig,
     *,
     size: tuple[int, int],
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Propagate frame 0's joints through ``video``: the official ``.dat`` content.
 
@@ -165,7 +165,7 @@ def predict_video(
         networks: the network(s) and device (:func:`sfc.evaluation.common.load_networks`).
         propagation: top-k, temperature, r', m.
         size: (H', W') network input size (:func:`input_size`).
-        batch_size: frames per forward pass.
+        batch_size: frames per forward pass (None: 4 on CUDA, 1 on the CPU).
 
     Returns:
         (2, 15, T) float32 ``[x; y]`` grid coordinates, -1 where a joint's channel is empty.

@@ -123,7 +123,7 @@ def predict_video(
     propagation: PropagationConfig,
     *,
     size: tuple[int, int],
-    batch_size: int = 4,
+    batch_size: int | None = None,
     stats: PredictionStats | None = None,
     progress: bool = False,
 ) -> Iterator[FramePrediction]:
@@ -135,7 +135,7 @@ def predict_video(
         propagation: top-k, temperature, r', m.
         size: (H', W') input size of the networks (:func:`input_size`); the first labels are
             nearest-resized to it, then bilinearly to the feature grid.
-        batch_size: frames per forward pass.
+        batch_size: frames per forward pass (None: 4 on CUDA, 1 on the CPU).
         stats: filled with frame count and wall time when given.
         progress: show a tqdm bar for the video.
 
@@ -171,7 +171,7 @@ def predict_videos(
     networks: Networks,
     propagation: PropagationConfig,
     *,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     stats_out: list[PredictionStats] | None = None,
     progress: bool = True,
 ) -> Iterator[FramePrediction]:
