@@ -115,10 +115,10 @@ def grouped_topk(
 
 
 class BandLayout:
-    """Geometry of the column-band storage of context frames (see :class:`Propagator`).
+    """Geometry of the column bands the query tiles read context frames through (see :class:`Propagator`).
 
     Query tiles of ``th x tw`` cells; band ``tx`` holds image columns ``[tx*tw - px, tx*tw + tw + px)``
-    (clipped to the image, padded columns stay zero and are masked out) of every row, so the key window
+    (clipped to the image; band columns outside it are masked out) of every row, so the key window
     of any tile in that column is a contiguous block of rows.
 
     Args:
@@ -147,15 +147,19 @@ class BandLayout:
         xlo, xhi = max(0, start), min(self.w, start + self.bw)
         return xlo, xhi, xlo - start
 
-    def store(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Copy frames into band storage: for each (dst, src_hwc), ``dst[tx, y, col] = src_hwc[y, x]``.
+    def copy_band(
+        self, tx: int, pairs: list[tuple[torch.Tensor, torch.Tensor]], rows: tuple[int, int] | None = None
+    ) -> None:
+        """Copy tile column ``tx``'s band out of plain frames: ``dst[..., y, col] = src[..., y, x]``.
 
-        ``dst`` is (n_tx, h, bw, C') (a ring slot already selected), ``src_hwc`` is (h, w, C').
+        ``dst`` is (..., h, bw, C'), ``src`` (..., h, w, C') (the same leading dims, e.g. ring slots).
+        ``rows``: only image rows [r0, r1) (lets threads share a copy). Band columns outside the image
+        are not written: they keep earlier (finite) values, which :meth:`window_bias` masks out.
         """
-        for tx in range(self.n_tx):
-            xlo, xhi, j = self.band_cols(tx)
-            for dst, src in pairs:
-                dst[tx, :, j : j + xhi - xlo] = src[:, xlo:xhi]
+        xlo, xhi, j = self.band_cols(tx)
+        r0, r1 = rows if rows is not None else (0, self.h)
+        for dst, src in pairs:
+            dst[..., r0:r1, j : j + xhi - xlo, :] = src[..., r0:r1, xlo:xhi, :]
 
     def row_window(self, y0: int, qh: int) -> tuple[int, int]:
         """Rows [ry0, ry1) of the key window of a tile starting at row ``y0`` with ``qh`` rows."""
@@ -328,16 +332,14 @@ class Propagator:
         """Copy rows ``r0:r1`` of tile column ``tx``'s band of the ring slots in use (and of frame 0)
         into the scratch band (row ranges let the worker threads share the copy)."""
         t0 = time.perf_counter()
-        xlo, xhi, j = self.layout.band_cols(tx)
-        cols = slice(j, j + xhi - xlo)
-        if n_ring > 0:
-            self.band_f[:n_ring, r0:r1, cols] = self.ring_f[:n_ring, r0:r1, xlo:xhi]
-            self.band_l[:n_ring, r0:r1, cols] = self.ring_l[:n_ring, r0:r1, xlo:xhi]
+        pairs = [(self.band_f[:n_ring], self.ring_f[:n_ring]), (self.band_l[:n_ring], self.ring_l[:n_ring])]
         if n_zero > 0:
             h, w = self.h, self.w
-            self.band_f[n_ring, r0:r1, cols] = self.keys0.view(h, w, self.C)[r0:r1, xlo:xhi]
-            self.band_l[n_ring, r0:r1, cols] = self.labels0.view(h, w, self.K)[r0:r1, xlo:xhi]
-        # Columns outside [j, j + xhi - xlo) keep finite values of an earlier column: masked by -inf.
+            pairs += [
+                (self.band_f[n_ring], self.keys0.view(h, w, self.C)),
+                (self.band_l[n_ring], self.labels0.view(h, w, self.K)),
+            ]
+        self.layout.copy_band(tx, pairs, (r0, r1))
         self._timed("band copy", t0)
 
     def _window_bias_t(self, tx: int, y0: int, qh: int, qw: int, ry0: int, rh: int) -> torch.Tensor:

@@ -40,6 +40,7 @@ from sfc.propagation.engine import (
     DEFAULT_TILE_CPU,
     DEFAULT_TILE_CUDA,
     BandLayout,
+    _run_all,
     _validate_params,
     grouped_topk,
 )
@@ -123,9 +124,9 @@ def _unique(values: list) -> list:
 class FusionGridPropagator:
     """Propagate first-frame labels under many fusion configurations at once, frame by frame.
 
-    Memory: two band rings as in :class:`~sfc.propagation.engine.Propagator` (one per backbone, for
-    the largest m and r'), one label ring per configuration, and per frame the shared top-``k_max``
-    candidates of every (lambda, r', m).
+    Memory: as in :class:`~sfc.propagation.engine.Propagator`, a plain ring per backbone (for the
+    largest m) and one tile column's band of each at a time (for the largest r'), one label ring per
+    configuration, and per frame the shared top-``k_max`` candidates of every (lambda, r', m).
 
     Args:
         first_semantic: (Cs, h, w) L2-normalised semantic features of frame 0.
@@ -200,16 +201,22 @@ class FusionGridPropagator:
         self.labels = torch.zeros(len(self.points), 1 + self.M, hw, self.K, device=self.device)
         self.labels[:, 0] = labels0
         if self.use_window:
-            n_tx, bw = lay.n_tx, lay.bw
-            self.bands_s = torch.zeros(n_tx, self.M, h, bw, Cs, device=self.device)
-            self.bands_f = torch.zeros(n_tx, self.M, h, bw, Cf, device=self.device)
-            self.bands0_s: torch.Tensor | None = torch.zeros(n_tx, h, bw, Cs, device=self.device)
-            self.bands0_f: torch.Tensor | None = torch.zeros(n_tx, h, bw, Cf, device=self.device)
-            lay.store([(self.bands0_s, s0.permute(1, 2, 0)), (self.bands0_f, f0.permute(1, 2, 0))])
+            # Plain rings (frame f >= 1 in slot (f - 1) % M) and one tile column's band at a time, as
+            # in the engine; frame 0 as (h, w, C) while padded copies of it are in some context.
+            bw = lay.bw
+            self.ring_s = torch.zeros(self.M, h, w, Cs, device=self.device)
+            self.ring_f = torch.zeros(self.M, h, w, Cf, device=self.device)
+            self.band_s = torch.zeros(self.M, h, bw, Cs, device=self.device)
+            self.band_f = torch.zeros(self.M, h, bw, Cf, device=self.device)
+            self.band0_s = torch.zeros(h, bw, Cs, device=self.device)
+            self.band0_f = torch.zeros(h, bw, Cf, device=self.device)
+            self.plain0: tuple[torch.Tensor, torch.Tensor] | None = (
+                s0.permute(1, 2, 0).contiguous(), f0.permute(1, 2, 0).contiguous()
+            )
             # Flat image index of every band location (clamped on padding columns, which are masked).
             cols = torch.arange(lay.bw, device=self.device)
             self._band_x = [
-                (tx * lay.tw - lay.px + cols).clamp(0, w - 1) for tx in range(n_tx)
+                (tx * lay.tw - lay.px + cols).clamp(0, w - 1) for tx in range(lay.n_tx)
             ]
         self.t = 1
         self._vals = torch.empty(len(self.groups), h, w, self.kmax, device=self.device)
@@ -221,6 +228,14 @@ class FusionGridPropagator:
         t = self.t
         frames = range(max(1, t - m), t)
         return [(f - 1) % self.M for f in frames], max(0, m - t + 1)
+
+    def _fill_band(self, tx: int, n_ring: int, any_zero: bool, rows: tuple[int, int]) -> None:
+        """Copy image rows ``rows`` of tile column ``tx``'s band of both rings (and of frame 0)."""
+        pairs = [(self.band_s[:n_ring], self.ring_s[:n_ring]), (self.band_f[:n_ring], self.ring_f[:n_ring])]
+        if any_zero:
+            assert self.plain0 is not None
+            pairs += [(self.band0_s, self.plain0[0]), (self.band0_f, self.plain0[1])]
+        self.layout.copy_band(tx, pairs, rows)
 
     def _tile(self, tx: int, y0: int, qs_all: torch.Tensor, qf_all: torch.Tensor, n_ring: int, any_zero: bool) -> None:
         lay, h, w, kmax = self.layout, self.h, self.w, self.kmax
@@ -242,12 +257,11 @@ class FusionGridPropagator:
                 r: lay.window_bias(tx, y0, qh, qw, ry0, rh, r, self.device).view(n, nk) for r in self.radii if r > 0
             }
             if n_ring > 0:
-                sims_s = matmul_batched(qs, self.bands_s[tx, :n_ring, ry0:ry1].reshape(n_ring, nk, self.Cs))
-                sims_f = matmul_batched(qf, self.bands_f[tx, :n_ring, ry0:ry1].reshape(n_ring, nk, self.Cf))
+                sims_s = matmul_batched(qs, self.band_s[:n_ring, ry0:ry1].reshape(n_ring, nk, self.Cs))
+                sims_f = matmul_batched(qf, self.band_f[:n_ring, ry0:ry1].reshape(n_ring, nk, self.Cf))
             if any_zero:
-                assert self.bands0_s is not None and self.bands0_f is not None
-                zero_s = matmul(qs, self.bands0_s[tx, ry0:ry1].view(nk, self.Cs).T)  # (n, nk)
-                zero_f = matmul(qf, self.bands0_f[tx, ry0:ry1].view(nk, self.Cf).T)
+                zero_s = matmul(qs, self.band0_s[ry0:ry1].view(nk, self.Cs).T)  # (n, nk)
+                zero_f = matmul(qf, self.band0_f[ry0:ry1].view(nk, self.Cf).T)
         rows = torch.arange(n, device=self.device).view(n, 1)
         for li, lam in enumerate(self.lambdas):
             a = lam * lam
@@ -329,23 +343,29 @@ class FusionGridPropagator:
         qf_all = fine.to(self.device, torch.float32).permute(1, 2, 0).contiguous()
         n_ring = min(M, t - 1) if self.use_window else 0
         any_zero = self.use_window and M - t + 1 > 0
-        tiles = self.layout.tiles()
+        lay = self.layout
+        n_threads = torch.get_num_threads()
         with tile_parallelism(self.device) as pool:
+            parts = 1 if pool is None else n_threads
+            row_parts = [(self.h * i // parts, self.h * (i + 1) // parts) for i in range(parts)]
+            for tx in range(lay.n_tx):
+                if self.use_window:  # this tile column's band of the slots in use (and of frame 0)
+                    _run_all(pool, self._fill_band, [(tx, n_ring, any_zero, rows) for rows in row_parts])
+                column = [(tx, y0, qs_all, qf_all, n_ring, any_zero) for y0 in range(0, self.h, lay.th)]
+                _run_all(pool, self._tile, column)
             if pool is None:
-                for tx, y0 in tiles:
-                    self._tile(tx, y0, qs_all, qf_all, n_ring, any_zero)
                 outs = [self._labels_of(p) for p in range(len(self.points))]
             else:
-                list(pool.map(lambda a: self._tile(a[0], a[1], qs_all, qf_all, n_ring, any_zero), tiles))
                 outs = list(pool.map(self._labels_of, range(len(self.points))))
         if M > 0:
             slot = 1 + (t - 1) % M
             for p, out in enumerate(outs):
                 self.labels[p, slot] = out
         if self.use_window:
-            self.layout.store([(self.bands_s[:, (t - 1) % M], qs_all), (self.bands_f[:, (t - 1) % M], qf_all)])
+            self.ring_s[(t - 1) % M] = qs_all
+            self.ring_f[(t - 1) % M] = qf_all
             if M - t + 1 <= 1:
-                self.bands0_s = self.bands0_f = None  # frame 0 has left every short-term context
+                self.plain0 = None  # frame 0 has left every short-term context
         self.t += 1
         return [o.view(self.h, self.w, self.K) for o in outs]
 
