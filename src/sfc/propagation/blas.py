@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,3 +129,14 @@ def tile_parallelism(device: torch.device) -> Iterator[ThreadPoolExecutor | None
             yield pool
         finally:
             torch.set_num_threads(n_threads)
+
+
+def run_all(pool: ThreadPoolExecutor | None, fn: Callable[..., None], items: list[tuple[Any, ...]]) -> None:
+    """``fn(*item)`` for every item: on the pool's threads when there is one (see
+    :func:`tile_parallelism`), else in order in this thread. A worker's exception is re-raised here."""
+    if pool is None:
+        for item in items:
+            fn(*item)
+    else:
+        for _ in pool.map(lambda item: fn(*item), items):
+            pass  # consume the results: re-raises a worker's exception

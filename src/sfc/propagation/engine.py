@@ -23,14 +23,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from sfc.propagation.blas import matmul, matmul_batched_rows, tile_parallelism
+from sfc.propagation.blas import matmul, matmul_batched_rows, run_all, tile_parallelism
 
 DEFAULT_TILE_CPU = (8, 8)
 DEFAULT_TILE_CUDA = (16, 32)
@@ -184,16 +182,6 @@ class BandLayout:
             bias = bias.view(qh * qw, rh, self.bw)
             self._bias_cache[key] = bias
         return bias
-
-
-def _run_all(pool: ThreadPoolExecutor | None, fn: Callable[..., None], items: list[tuple[Any, ...]]) -> None:
-    """``fn(*item)`` for every item: on the pool's threads when there is one, else in order here."""
-    if pool is None:
-        for item in items:
-            fn(*item)
-    else:
-        for _ in pool.map(lambda item: fn(*item), items):
-            pass  # consume: re-raises a worker's exception here
 
 
 class PhaseTimes:
@@ -440,12 +428,12 @@ class Propagator:
         with tile_parallelism(self.device) as pool:
             parts = 1 if pool is None else n_threads
             row_parts = [(h * i // parts, h * (i + 1) // parts) for i in range(parts)]
-            _run_all(pool, self._first_frame_chunk, [(a, b, q_flat, v0f, i0f) for a, b in chunks])
+            run_all(pool, self._first_frame_chunk, [(a, b, q_flat, v0f, i0f) for a, b in chunks])
             for tx in range(lay.n_tx):
                 if self.use_window:
-                    _run_all(pool, self._fill_band, [(tx, n_ring, n_zero, r0, r1) for r0, r1 in row_parts])
+                    run_all(pool, self._fill_band, [(tx, n_ring, n_zero, r0, r1) for r0, r1 in row_parts])
                 column = [(tx, y0, q_all, v0, i0, out, n_ring, n_zero) for y0 in range(0, h, lay.th)]
-                _run_all(pool, self._tile, column)
+                run_all(pool, self._tile, column)
         if self.use_window:
             slot = (t - 1) % m
             self.ring_f[slot] = q_all

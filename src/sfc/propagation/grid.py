@@ -35,12 +35,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sfc.propagation.blas import matmul, matmul_batched, tile_parallelism
+from sfc.propagation.blas import matmul, matmul_batched, run_all, tile_parallelism
 from sfc.propagation.engine import (
     DEFAULT_TILE_CPU,
     DEFAULT_TILE_CUDA,
     BandLayout,
-    _run_all,
     _validate_params,
     grouped_topk,
 )
@@ -350,9 +349,9 @@ class FusionGridPropagator:
             row_parts = [(self.h * i // parts, self.h * (i + 1) // parts) for i in range(parts)]
             for tx in range(lay.n_tx):
                 if self.use_window:  # this tile column's band of the slots in use (and of frame 0)
-                    _run_all(pool, self._fill_band, [(tx, n_ring, any_zero, rows) for rows in row_parts])
+                    run_all(pool, self._fill_band, [(tx, n_ring, any_zero, rows) for rows in row_parts])
                 column = [(tx, y0, qs_all, qf_all, n_ring, any_zero) for y0 in range(0, self.h, lay.th)]
-                _run_all(pool, self._tile, column)
+                run_all(pool, self._tile, column)
             if pool is None:
                 outs = [self._labels_of(p) for p in range(len(self.points))]
             else:
