@@ -89,8 +89,8 @@ def matmul_batched(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
 def matmul_batched_rows(keys: torch.Tensor, q: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``keys[b] @ q.T`` for every b: keys (B, R, C), q (n, C) -> (B, R, n), keys as GEMM rows.
 
-    For the engine's short query tiles (n = 64) this orientation runs ~1.4x faster on OpenBLAS than
-    ``q @ keys[b].T`` (n as the GEMM's row count), measured with ``benchmarks/propagation.py``.
+    For the engine's 64-query tiles this orientation ran marginally faster than ``q @ keys[b].T``
+    (31 vs 30 GFLOP/s per core with OpenBLAS on AMD EPYC, ``benchmarks/propagation.py --blas``).
     ``keys`` may be a strided view with a fixed batch stride and contiguous rows; ``out`` an optional
     contiguous (B, R, n) buffer.
     """
