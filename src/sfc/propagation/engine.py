@@ -136,8 +136,12 @@ class BandLayout:
         self._bias_cache: dict[tuple[float | int, ...], torch.Tensor] = {}
 
     def tiles(self) -> list[tuple[int, int]]:
-        """(band/tile column ``tx``, first row ``y0``) of every query tile."""
-        return [(tx, y0) for tx in range(self.n_tx) for y0 in range(0, self.h, self.th)]
+        """(band/tile column ``tx``, first row ``y0``) of every query tile, one tile column after another."""
+        return [(tx, y0) for tx in range(self.n_tx) for y0 in self.column_rows()]
+
+    def column_rows(self) -> range:
+        """First row ``y0`` of each query tile in a tile column."""
+        return range(0, self.h, self.th)
 
     def band_cols(self, tx: int) -> tuple[int, int, int]:
         """Image columns [xlo, xhi) held by band ``tx`` and the band column where xlo lands."""
@@ -298,7 +302,7 @@ class Propagator:
         return t1
 
     def _buffer(self, name: str, numel: int) -> torch.Tensor:
-        """A per-thread scratch buffer of at least ``numel`` floats (GEMM outputs: no page faults)."""
+        """A per-thread scratch buffer of ``numel`` floats, reused across calls (GEMM outputs)."""
         buf = getattr(self._local, name, None)
         if buf is None or buf.numel() < numel:
             buf = torch.empty(numel, device=self.device)
@@ -432,7 +436,7 @@ class Propagator:
             for tx in range(lay.n_tx):
                 if self.use_window:
                     run_all(pool, self._fill_band, [(tx, n_ring, n_zero, r0, r1) for r0, r1 in row_parts])
-                column = [(tx, y0, q_all, v0, i0, out, n_ring, n_zero) for y0 in range(0, h, lay.th)]
+                column = [(tx, y0, q_all, v0, i0, out, n_ring, n_zero) for y0 in lay.column_rows()]
                 run_all(pool, self._tile, column)
         if self.use_window:
             slot = (t - 1) % m

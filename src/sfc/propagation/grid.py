@@ -350,7 +350,7 @@ class FusionGridPropagator:
             for tx in range(lay.n_tx):
                 if self.use_window:  # this tile column's band of the slots in use (and of frame 0)
                     run_all(pool, self._fill_band, [(tx, n_ring, any_zero, rows) for rows in row_parts])
-                column = [(tx, y0, qs_all, qf_all, n_ring, any_zero) for y0 in range(0, self.h, lay.th)]
+                column = [(tx, y0, qs_all, qf_all, n_ring, any_zero) for y0 in lay.column_rows()]
                 run_all(pool, self._tile, column)
             if pool is None:
                 outs = [self._labels_of(p) for p in range(len(self.points))]
